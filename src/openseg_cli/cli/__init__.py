@@ -1,0 +1,1 @@
+"""The `openseg` command line: thin typer commands (parse, validate, call one function)."""

@@ -1,0 +1,67 @@
+"""`openseg prepare …`: turn datasets in their download layouts into openseg shards."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from openseg_cli.cli.console import console, progress_bar
+
+prepare_app = typer.Typer(
+    help="Turn datasets in their standard download layouts into WebDataset shards.", no_args_is_help=True
+)
+
+
+@prepare_app.command("coco")
+def coco(
+    root: Path = typer.Argument(..., help="COCO root: SPLIT/*.jpg and annotations/{panoptic,captions}_SPLIT.json"),
+    split: str = typer.Option("train2017", "--split", help="Split name as in the file names (val2017…)."),
+    out: Path | None = typer.Option(None, "--out", help="Shard folder (default: runs/prepare/coco-SPLIT[N])."),
+    source: str = typer.Option("coco", "--source", help="Source tag in shard names: {source}-{split}-N.tar."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record instead of skipping it."),
+    maxcount: int | None = typer.Option(None, "--maxcount", min=1, help="Samples per shard (at most)."),
+    no_captions: bool = typer.Option(False, "--no-captions", help="Masks only: no captions file needed."),
+    images: Path | None = typer.Option(None, "--images", help="Image folder, when not ROOT/SPLIT."),
+    panoptic_json: Path | None = typer.Option(None, "--panoptic-json", help="When not ROOT/annotations/panoptic_SPLIT.json."),
+    panoptic_dir: Path | None = typer.Option(None, "--panoptic-dir", help="PNG folder, when not ROOT/annotations/panoptic_SPLIT."),
+    captions: Path | None = typer.Option(None, "--captions", help="When not ROOT/annotations/captions_SPLIT.json."),
+) -> None:
+    """COCO panoptic masks + captions → shards (images and PNGs copied byte for byte), sizes.json, manifest.
+
+    Files are found in COCO's download layout under ROOT; --images/--panoptic-json/--panoptic-dir/--captions
+    point at parts kept elsewhere.
+    """
+    from dataclasses import replace
+
+    from openseg_cli.data.coco import CocoPanopticReader, coco_paths, write_coco_shards
+    from openseg_cli.runs import output_dir
+
+    paths = coco_paths(root, split, captions=not no_captions)
+    given = {"images_dir": images, "panoptic_json": panoptic_json, "panoptic_dir": panoptic_dir}
+    if captions is not None and not no_captions:
+        given["captions_json"] = captions
+    paths = replace(paths, **{k: v for k, v in given.items() if v is not None})
+    paths.check()
+    total = len(CocoPanopticReader(paths, strict=strict))
+    split_tag = split.replace("-", "_")
+    out_dir = output_dir(out, "prepare", f"{source}-{split_tag}")
+    with progress_bar(f"{source} {split}", total) as advance:
+        manifest = write_coco_shards(
+            paths, out_dir, split_tag, source=source, strict=strict, maxcount=maxcount,
+            command=sys.argv, progress=advance,
+        )
+    _report(manifest, out_dir)
+
+
+def _report(manifest: dict, out_dir: Path) -> None:
+    counts = manifest.get("counts", {})
+    console.print(f"shards → {out_dir}: {counts.get('written', '?')} samples in {len(manifest.get('shards', []))} shards")
+    skipped = counts.get("skipped") or {}
+    for reason, n in sorted(skipped.items()):
+        console.print(f"  [yellow]skipped[/] {n} × {reason}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(prepare_app, name="prepare")

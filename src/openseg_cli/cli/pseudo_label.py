@@ -1,0 +1,43 @@
+"""`openseg pseudo-label SHARDS --teacher CKPT`: write new shards with a teacher's masks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from openseg_cli.cli.console import console, progress_bar
+
+
+def pseudo_label(
+    shards: str = typer.Argument(..., help="Input shards (images + captions; masks not needed)."),
+    teacher: Path = typer.Option(..., "--teacher", help="Teacher checkpoint (recipes/teacher.yaml)."),
+    out: Path | None = typer.Option(None, "--out", help="Output shard folder (default: runs/pseudo-label/<name>[N])."),
+    name: str = typer.Option("pseudo", "--name"),
+    min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0, help="Mean mask probability kept."),
+    min_area: float = typer.Option(0.001, "--min-area", min=0.0, max=1.0, help="Smallest mask, fraction of the image."),
+    max_masks: int = typer.Option(128, "--max-masks", min=1, help="Most masks per image."),
+    size: int | None = typer.Option(None, "--size", min=32, help="Teacher input size (default: its recipe's crop)."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Class-agnostic, non-overlapping masks per image; images, captions and words are carried over."""
+    from openseg_cli.data.shards import count_samples, list_shards
+    from openseg_cli.engine.pseudo_label import PseudoLabelRequest, run_pseudo_labelling
+    from openseg_cli.inference.pseudo import PseudoLabelThresholds
+    from openseg_cli.runs import output_dir
+
+    total = sum(count_samples(url) for url in list_shards(shards))
+    thresholds = PseudoLabelThresholds(min_confidence, min_area, max_masks)
+    out_dir = output_dir(out, "pseudo-label", name)
+    req = PseudoLabelRequest(teacher, shards, thresholds, size, device, command=sys.argv)
+    with progress_bar("pseudo-label", total) as advance:
+        manifest = run_pseudo_labelling(req, out_dir, progress=advance)
+    counts = manifest["counts"]
+    console.print(f"{counts['written']} images pseudo-labelled → {out_dir}")
+    for reason, n in sorted(counts.get("skipped", {}).items()):
+        console.print(f"  [yellow]skipped[/] {n} × {reason}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pseudo-label")(pseudo_label)

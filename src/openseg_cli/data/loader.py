@@ -1,0 +1,307 @@
+"""WebDataset pipelines → torch DataLoaders giving the train and eval batch dicts of docs/architecture.md.
+
+Train: shards resampled with replacement, seeded per (seed, rank, worker, epoch) so ranks and workers
+see different streams and epochs differ; an exact number of batches per rank (shared out over workers),
+so every rank takes the same number of steps (uneven batch counts hang DDP). Eval: every sample exactly
+once: no resampling, no shuffle, shards split by rank then by worker.
+Corrupt shards or samples are counted (`loader.skips`) and skipped with a logged warning, never a crash.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, get_worker_info
+
+from openseg_cli.config.schema import DataConfig
+from openseg_cli.data.decode import CorruptSampleError, class_lookup, decode_sample, parse_meta
+from openseg_cli.data.schema import META_MEMBER, PANOPTIC_MEMBER, image_member
+from openseg_cli.data.shards import count_samples, list_shards, read_manifest, read_sizes
+from openseg_cli.data.skips import ShardCounts, SkipCounter, mix_seed
+from openseg_cli.data.transforms import eval_transform, train_transform
+from openseg_cli.data.words import WordSampler, check_words_available
+from openseg_cli.errors import InputFileError, RecipeError
+
+
+def _worker() -> tuple[int, int]:
+    info = get_worker_info()
+    return (0, 1) if info is None else (info.id, info.num_workers)
+
+
+class _WorkerSeed:
+    """Seed source for ResampledShards: differs per rank and worker (a class, so workers can pickle it)."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def __call__(self) -> int:
+        return self.rank * 1000 + _worker()[0]
+
+
+class _SplitByRank:
+    """Shard urls r, r + world, r + 2 world ... for rank r (explicit rank: no torch.distributed needed)."""
+
+    def __init__(self, rank: int, world_size: int) -> None:
+        self.rank, self.world_size = rank, world_size
+
+    def __call__(self, src: Iterator[Any]) -> Iterator[Any]:
+        return islice(src, self.rank, None, self.world_size)
+
+
+class _SeededShuffle:
+    """Shuffle buffer seeded per (seed, rank, worker, epoch); the epoch counter lives in the worker."""
+
+    def __init__(self, bufsize: int, seed: int, rank: int) -> None:
+        self.bufsize, self.seed, self.rank, self.epoch = bufsize, seed, rank, -1
+
+    def __call__(self, src: Iterator[Any]) -> Iterator[Any]:
+        self.epoch += 1
+        rng = random.Random(mix_seed(self.seed, self.rank, _worker()[0], self.epoch, 1))
+        return wds.shuffle(self.bufsize, min(self.bufsize, 100), rng=rng)(src)
+
+
+class _TakeShare:
+    """End the epoch after this worker's share of `total` batches (shares differ by at most one).
+
+    The DataLoader takes batches from workers in turn, so the rank yields exactly `total` batches.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def __call__(self, src: Iterator[Any]) -> Iterator[Any]:
+        worker, num_workers = _worker()
+        share = self.total // num_workers + (1 if worker < self.total % num_workers else 0)
+        return islice(src, share)
+
+
+class _TrainSamples:
+    """Decode → words → train transform, per sample; corrupt samples are counted and skipped."""
+
+    def __init__(self, cfg: DataConfig, class_of: dict[int, int], seed: int, rank: int, skips: SkipCounter):
+        self.cfg, self.class_of, self.seed, self.rank, self.skips = cfg, class_of, seed, rank, skips
+        self.words = WordSampler(cfg.caption_sampling, cfg.word_keep_prob, cfg.max_words)
+        self.epoch = -1
+
+    def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        self.epoch += 1
+        worker = _worker()[0]
+        rng = random.Random(mix_seed(self.seed, self.rank, worker, self.epoch, 2))
+        gen = torch.Generator().manual_seed(mix_seed(self.seed, self.rank, worker, self.epoch, 3))
+        for raw in src:
+            try:
+                d = decode_sample(raw, self.class_of)
+            except CorruptSampleError as exn:
+                self.skips.count("corrupt sample", str(exn))
+                continue
+            words = self.words.sample(d.key, d.url, d.meta, rng)  # InputFileError: fatal, on purpose
+            image, seg, classes = train_transform(
+                d.image,
+                d.segment_map,
+                d.segment_classes,
+                self.cfg.crop_size,
+                tuple(self.cfg.scale_range),
+                self.cfg.hflip,
+                gen,
+            )
+            self.skips.ok()
+            yield {
+                "image": image,
+                "segment_map": seg,
+                "segment_classes": classes,
+                "words": words,
+                "key": d.key,
+            }
+
+
+class _EvalSamples:
+    """Decode → eval transform (fit + pad), per sample; corrupt samples are counted and skipped."""
+
+    def __init__(self, crop_size: int, class_of: dict[int, int], skips: SkipCounter) -> None:
+        self.crop_size, self.class_of, self.skips = crop_size, class_of, skips
+
+    def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for raw in src:
+            try:
+                d = decode_sample(raw, self.class_of)
+            except CorruptSampleError as exn:
+                self.skips.count("corrupt sample", str(exn))
+                continue
+            size = tuple(d.segment_map.shape)
+            image, seg, classes, sem = eval_transform(
+                d.image, d.segment_map, d.segment_classes, d.semantic, self.crop_size
+            )
+            self.skips.ok()
+            yield {
+                "image": image,
+                "segment_map": seg,
+                "segment_classes": classes,
+                "semantic": sem,
+                "key": d.key,
+                "size": size,
+            }
+
+
+def collate_train(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Train batch: images float [B,3,S,S], segment_maps long [B,S,S], segment_classes list[B] of [M_b],
+    words list[B] of list[str], keys list[str]."""
+    return {
+        "images": torch.stack([s["image"] for s in samples]),
+        "segment_maps": torch.stack([s["segment_map"] for s in samples]),
+        "segment_classes": [s["segment_classes"] for s in samples],
+        "words": [s["words"] for s in samples],
+        "keys": [s["key"] for s in samples],
+    }
+
+
+def collate_eval(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Eval batch: the train keys but words, plus semantic long [B,S,S] (-1 ignore) and sizes [(H, W)]."""
+    return {
+        "images": torch.stack([s["image"] for s in samples]),
+        "semantic": torch.stack([s["semantic"] for s in samples]),
+        "segment_maps": torch.stack([s["segment_map"] for s in samples]),
+        "segment_classes": [s["segment_classes"] for s in samples],
+        "keys": [s["key"] for s in samples],
+        "sizes": [s["size"] for s in samples],
+    }
+
+
+def check_parallelism(num_shards: int, workers: int, world_size: int, spec: str | Path) -> None:
+    """Fail fast when shards < workers x ranks (idle workers, or ranks without data that hang DDP)."""
+    need = max(1, workers) * world_size
+    if num_shards < need:
+        raise InputFileError(
+            f"{spec}: {num_shards} shard(s) for {max(1, workers)} worker(s) x {world_size} rank(s) = {need}: "
+            "set data.workers lower, or rewrite the shards with a smaller maxcount to get more shards"
+        )
+
+
+def _class_of(shard_dir: str | Path) -> dict[int, int]:
+    return class_lookup(read_manifest(shard_dir).get("categories", []))
+
+
+def build_train_loader(
+    shard_dir: str | Path,
+    data_cfg: DataConfig,
+    rank: int = 0,
+    world_size: int = 1,
+    seed: int = 0,
+    steps_per_epoch: int | None = None,
+) -> DataLoader:
+    """Endless-style train loader with exactly `steps_per_epoch` batches per rank per epoch.
+
+    `steps_per_epoch=None`: samples in the shards // (batch_size x world_size), at least 1.
+    `len(loader)` is exact. Raises InputFileError for missing shards/manifest, shards < workers x ranks,
+    or a shard with neither a nouns sidecar nor words in its metas.
+    """
+    if data_cfg.caption_sampling not in ("one", "all"):
+        raise RecipeError(f"data.caption_sampling must be 'one' or 'all', not {data_cfg.caption_sampling!r}")
+    urls = list_shards(shard_dir)
+    check_parallelism(len(urls), data_cfg.workers, world_size, shard_dir)
+    class_of = _class_of(shard_dir)
+    check_words_available(urls, shard_dir)
+    if steps_per_epoch is None:
+        total = sum(count_samples(u) for u in urls)
+        steps_per_epoch = max(1, total // (data_cfg.batch_size * world_size))
+    skips = SkipCounter("train")
+    pipeline = wds.DataPipeline(
+        wds.ResampledShards(urls, seed=seed, worker_seed=_WorkerSeed(rank), deterministic=True),
+        wds.tarfile_to_samples(handler=skips),
+        ShardCounts(read_sizes(urls), skips),
+        _SeededShuffle(data_cfg.shuffle_buffer, seed, rank) if data_cfg.shuffle_buffer > 1 else None,
+        _TrainSamples(data_cfg, class_of, seed, rank, skips),
+        wds.batched(data_cfg.batch_size, collation_fn=collate_train, partial=False),
+        _TakeShare(steps_per_epoch),
+    ).with_length(steps_per_epoch, silent=True)
+    return _loader(pipeline, data_cfg.workers, skips)
+
+
+def build_eval_loader(
+    shard_dir: str | Path,
+    batch_size: int,
+    crop_size: int,
+    workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """Eval loader: every sample of this rank's shards exactly once, in shard order per worker.
+
+    Workers are capped at this rank's shard count (an idle worker is harmless here); fewer shards than
+    ranks → InputFileError. The loader has no `len` (it would be a guess if a sample is corrupt).
+    """
+    urls = list_shards(shard_dir)
+    check_parallelism(len(urls), 1, world_size, shard_dir)
+    workers = min(workers, len(urls[rank::world_size]))
+    skips = SkipCounter("eval")
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList(urls),
+        _SplitByRank(rank, world_size),
+        wds.split_by_worker,
+        wds.tarfile_to_samples(handler=skips),
+        ShardCounts(read_sizes(urls), skips),
+        _EvalSamples(crop_size, _class_of(shard_dir), skips),
+        wds.batched(batch_size, collation_fn=collate_eval, partial=True),
+    )
+    return _loader(pipeline, workers, skips)
+
+
+def _as_is(batch: dict[str, Any]) -> dict[str, Any]:
+    return batch
+
+
+def _loader(pipeline: wds.DataPipeline, workers: int, skips: SkipCounter) -> DataLoader:
+    # persistent workers keep the per-worker epoch counters: without them every epoch would replay the
+    # first epoch's seeds (webdataset pitfall 5)
+    loader = DataLoader(
+        pipeline,
+        batch_size=None,
+        collate_fn=_as_is,  # batches are collated in the pipeline; the default would turn tuples into lists
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    loader.skips = skips  # type: ignore[attr-defined]
+    return loader
+
+
+def iter_samples(
+    shard_dir: str | Path, rank: int = 0, world_size: int = 1, skips: SkipCounter | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every sample of the shards exactly once, in order, undecoded except the meta.
+
+    Yields `{"key", "url", "meta" (normalised dict), "image" (bytes), "image_ext", "panoptic" (bytes|None)}`.
+    Corrupt members and samples are counted in `skips` (if given) and skipped. In-process, no workers.
+    """
+    skips = skips if skips is not None else SkipCounter("iter")
+    urls = list_shards(shard_dir)[rank::world_size]
+    if not urls:  # more ranks than shards: this rank has nothing to read
+        return
+    stages = [
+        wds.SimpleShardList(urls),
+        wds.tarfile_to_samples(handler=skips),
+        ShardCounts(read_sizes(urls), skips),
+    ]
+    for raw in wds.DataPipeline(*stages):
+        key, url = raw["__key__"], raw["__url__"]
+        name = image_member(raw)
+        try:
+            if name is None or META_MEMBER not in raw:
+                raise CorruptSampleError(f"sample {key} ({url}): incomplete sample")
+            meta = parse_meta(raw[META_MEMBER], f"sample {key} ({url})")
+        except CorruptSampleError as exn:
+            skips.count("corrupt sample", str(exn))
+            continue
+        skips.ok()
+        yield {
+            "key": key,
+            "url": url,
+            "meta": meta,
+            "image": raw[name],
+            "image_ext": name.split(".", 1)[1],
+            "panoptic": raw.get(PANOPTIC_MEMBER),
+        }

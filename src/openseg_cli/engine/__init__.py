@@ -1,0 +1,1 @@
+"""Orchestration: the only package that imports Lightning (training, evaluation, prediction jobs)."""

@@ -1,0 +1,32 @@
+"""Shared fixtures: real third-party samples from ../shared (skipped cleanly when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_root() -> Path:
+    return Path(os.environ.get("OPENSEG_SHARED", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data` (real COCO/ADE/UD samples); skips the test when it is not there."""
+    root = _shared_root() / "data"
+    if not root.is_dir():
+        pytest.skip(f"shared samples not found at {root}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def stanza_model_dir() -> Path:
+    """The small offline stanza English model; skips when absent."""
+    root = Path(os.environ.get("OPENSEG_STANZA_DIR", _shared_root() / "models" / "stanza-en-ewt-dev"))
+    if not (root / "en_pos.pt").is_file():
+        pytest.skip(f"stanza models not found at {root}")
+    return root

@@ -1,0 +1,29 @@
+"""Fixtures for text tests: one stanza pipeline per session (building it takes ~1 s)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def stanza_pipeline(stanza_model_dir: Path):
+    from openseg_cli.text.stanza_pipeline import build_stanza_pipeline
+
+    return build_stanza_pipeline(stanza_model_dir, offline=True)
+
+
+@pytest.fixture(scope="session")
+def stanza_extractor(stanza_pipeline):
+    from openseg_cli.text import NounExtractor
+
+    return NounExtractor(stanza_pipeline, "noun")
+
+
+@pytest.fixture(scope="session")
+def coco_captions(shared_data: Path) -> list[str]:
+    """All 25,014 real COCO val2017 captions, in file order."""
+    path = shared_data / "coco-captions-val2017" / "captions_val2017.json"
+    return [annotation["caption"] for annotation in json.loads(path.read_text(encoding="utf-8"))["annotations"]]
