@@ -27,12 +27,12 @@ test-all: install
 	$(BIN)/pytest -q -m "" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 format: install
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
 
 # The toy demo, offline: data → shards → nouns → train → evaluate → predict.
 # stanza runs from $(STANZA_DIR) when it holds models; otherwise extract-nouns says so and matches the
@@ -46,7 +46,7 @@ demo: install
 		--fallback-lexicon $(DEMO_DATA)/classes.txt
 	$(BIN)/openseg train recipes/toy.yaml --out runs/train/$(DEMO_RUN)
 	$(BIN)/openseg evaluate runs/train/$(DEMO_RUN)/model.pt --shards $(DEMO_DATA)/shards/val \
-		--classes $(DEMO_DATA)/classes.txt --out runs/evaluate/$(DEMO_RUN)
+		--out runs/evaluate/$(DEMO_RUN)
 	$(BIN)/openseg predict $(DEMO_DATA)/val2017/000001000001.jpg $(DEMO_DATA)/val2017/000001000002.jpg \
 		-q "circle, square, triangle, star, ring, cross, grass, sand, water" \
 		-c runs/train/$(DEMO_RUN)/model.pt --out runs/predict/$(DEMO_RUN)

@@ -55,7 +55,7 @@ def test_full_chain(toy_shards: Path, tmp_path: Path) -> None:
     args = [x for o in overrides for x in ("--set", o)]
     assert_ok(run_cli("train", REPO / "recipes" / "toy.yaml", *args, "--max-steps", 4, "--out", run))
     assert (run / "model.pt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
-    assert (run / "recipe.yaml").is_file() and (run / "metrics.csv").is_file()
+    assert (run / "recipe.yaml").is_file() and (run / "logs" / "metrics.csv").is_file()
 
     report = tmp_path / "eval"
     assert_ok(run_cli("evaluate", run / "model.pt", "--shards", root / "val", "--out", report))

@@ -8,6 +8,21 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread(request: pytest.FixtureRequest):
+    """stanza tests tag with 1 torch thread: on a busy small CPU the default threads made one test
+    ~40x slower (OpenMP contention). Restored after each test so other packages' tests are unaffected."""
+    if request.node.get_closest_marker("stanza") is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def stanza_pipeline(stanza_model_dir: Path):
     from openseg_cli.text.stanza_pipeline import build_stanza_pipeline
@@ -26,4 +41,6 @@ def stanza_extractor(stanza_pipeline):
 def coco_captions(shared_data: Path) -> list[str]:
     """All 25,014 real COCO val2017 captions, in file order."""
     path = shared_data / "coco-captions-val2017" / "captions_val2017.json"
-    return [annotation["caption"] for annotation in json.loads(path.read_text(encoding="utf-8"))["annotations"]]
+    return [
+        annotation["caption"] for annotation in json.loads(path.read_text(encoding="utf-8"))["annotations"]
+    ]

@@ -55,8 +55,15 @@ def test_iter_conllu_reads_words_not_ranges(conllu: Path) -> None:
     sentences = list(iter_conllu(conllu))
     assert sentences[0] == (
         "Cats don't sit on mats.",
-        [("Cats", "NOUN"), ("do", "AUX"), ("n't", "PART"), ("sit", "VERB"), ("on", "ADP"), ("mats", "NOUN"),
-         (".", "PUNCT")],
+        [
+            ("Cats", "NOUN"),
+            ("do", "AUX"),
+            ("n't", "PART"),
+            ("sit", "VERB"),
+            ("on", "ADP"),
+            ("mats", "NOUN"),
+            (".", "PUNCT"),
+        ],
     )
     assert sentences[1] == ("Google buys boxes", [("Google", "PROPN"), ("buys", "VERB"), ("boxes", "NOUN")])
 
@@ -98,12 +105,19 @@ def test_ewt_counts_match_source(shared_data: Path) -> None:
     sentences = list(iter_conllu(shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu"))
     words = [upos for _, tagged in sentences for _, upos in tagged]
     # SOURCE.md: 2,077 sentences, 25,094 syntactic words, 4,123 NOUN, 2,075 PROPN
-    assert (len(sentences), len(words), words.count("NOUN"), words.count("PROPN")) == (2077, 25094, 4123, 2075)
+    assert (len(sentences), len(words), words.count("NOUN"), words.count("PROPN")) == (
+        2077,
+        25094,
+        4123,
+        2075,
+    )
 
 
 @pytest.mark.stanza
 def test_noun_filter_on_ewt(stanza_extractor, shared_data: Path) -> None:
-    score = score_noun_filter(stanza_extractor, shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu", limit=200)
+    score = score_noun_filter(
+        stanza_extractor, shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu", limit=200
+    )
     assert score["sentences"] == 200
     # The weak shared model measured P 0.73 / R 0.84 on the full test set; official stanza is far better.
     assert score["precision"] > 0.6 and score["recall"] > 0.6, score

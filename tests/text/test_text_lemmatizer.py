@@ -49,8 +49,25 @@ def test_plurals_become_singular(plural: str, singular: str) -> None:
 
 @pytest.mark.parametrize(
     "word",
-    ["glass", "bus", "tennis", "basis", "cactus", "sheep", "series", "species", "jeans", "lens", "specimen",
-     "person", "grass", "dress", "news", "a", "is"],
+    [
+        "glass",
+        "bus",
+        "tennis",
+        "basis",
+        "cactus",
+        "sheep",
+        "series",
+        "species",
+        "jeans",
+        "lens",
+        "specimen",
+        "person",
+        "grass",
+        "dress",
+        "news",
+        "a",
+        "is",
+    ],
 )
 def test_singulars_and_invariants_stay(word: str) -> None:
     assert lemmatize_noun(word) == word

@@ -11,7 +11,9 @@ from openseg_cli.text import LexiconExtractor, WordExtractor
 def test_known_answer_shapes_caption() -> None:
     lexicon = LexiconExtractor(["circle", "star", "grass", "square", "red circle"])
     # "red circles" matches the longer entry first; the plain "circle" entry then never fires.
-    assert lexicon.extract(["two red circles and a blue star on the grass"]) == [["red circle", "star", "grass"]]
+    assert lexicon.extract(["two red circles and a blue star on the grass"]) == [
+        ["red circle", "star", "grass"]
+    ]
     plain = LexiconExtractor(["circle", "star", "grass", "square"])
     assert plain.extract(["two red circles and a blue star on the grass"]) == [["circle", "star", "grass"]]
 

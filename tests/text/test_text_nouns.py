@@ -59,7 +59,9 @@ def test_bulk_equals_one_by_one(stanza_extractor, coco_captions: list[str]) -> N
 
 def test_chunk_size_does_not_change_results(stanza_pipeline, stanza_extractor, coco_captions) -> None:
     captions = _sample(coco_captions)
-    assert NounExtractor(stanza_pipeline, chunk_size=7).extract(captions) == stanza_extractor.extract(captions)
+    assert NounExtractor(stanza_pipeline, chunk_size=7).extract(captions) == stanza_extractor.extract(
+        captions
+    )
 
 
 def test_filters_are_nested(stanza_pipeline, coco_captions: list[str]) -> None:
@@ -79,7 +81,9 @@ def test_propn_is_optional(stanza_pipeline) -> None:
 
 def test_all_caps_captions_are_lower_cased(stanza_extractor) -> None:
     # the weak tagger reads SHOUTED words as proper nouns; lower-casing first recovers the nouns
-    assert {"man", "motor", "bike"} <= set(stanza_extractor.extract(["A MAN IS SMILING SITTING ON A MOTOR BIKE"])[0])
+    assert {"man", "motor", "bike"} <= set(
+        stanza_extractor.extract(["A MAN IS SMILING SITTING ON A MOTOR BIKE"])[0]
+    )
 
 
 def test_api_contract(stanza_pipeline, stanza_extractor) -> None:
@@ -90,3 +94,19 @@ def test_api_contract(stanza_pipeline, stanza_extractor) -> None:
         NounExtractor(stanza_pipeline, "nouns")
     with pytest.raises(TypeError):
         stanza_extractor.extract([None])  # type: ignore[list-item]
+
+
+def test_num_threads_is_scoped(stanza_pipeline) -> None:
+    import torch
+
+    from openseg_cli.text.nouns import _torch_threads
+
+    before = torch.get_num_threads()
+    with _torch_threads(before + 2):
+        assert torch.get_num_threads() == before + 2
+    assert torch.get_num_threads() == before
+    extractor = NounExtractor(stanza_pipeline, num_threads=1)
+    assert "horse" in extractor.extract([HORSES])[0]
+    assert torch.get_num_threads() == before
+    with pytest.raises(UsageError):
+        NounExtractor(stanza_pipeline, num_threads=0)

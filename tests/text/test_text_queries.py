@@ -76,8 +76,14 @@ def test_duplicates_in_files_are_opt_in_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "content"),
-    [("missing.txt", None), ("bad.json", "{not json"), ("dict.json", '{"a": 1}'), ("num.json", "[1, 2]"),
-     ("empty.txt", "# nothing\n\n"), ("hole.txt", "wall\n,sky\n")],
+    [
+        ("missing.txt", None),
+        ("bad.json", "{not json"),
+        ("dict.json", '{"a": 1}'),
+        ("num.json", "[1, 2]"),
+        ("empty.txt", "# nothing\n\n"),
+        ("hole.txt", "wall\n,sky\n"),
+    ],
 )
 def test_read_class_file_errors(tmp_path: Path, name: str, content: str | None) -> None:
     path = tmp_path / name

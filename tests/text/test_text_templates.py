@@ -26,7 +26,11 @@ def test_builtin_known_lines() -> None:
 
 def test_shared_copies_are_identical(shared_data: Path) -> None:
     folder = shared_data / "prompt-templates"
-    for name, source in [("clip80", "clip_imagenet_80"), ("vild63", "vild_multiple_63"), ("san14", "san_vild_14")]:
+    for name, source in [
+        ("clip80", "clip_imagenet_80"),
+        ("vild63", "vild_multiple_63"),
+        ("san14", "san_vild_14"),
+    ]:
         assert load_templates(name) == load_templates(folder / f"{source}.txt")
 
 
@@ -42,7 +46,9 @@ def test_file_with_comments(tmp_path: Path) -> None:
     assert load_templates(path) == ["a {}.", "the {} here"]
 
 
-@pytest.mark.parametrize("line", ["no field", "{} and {}", "{0} photo", "{name} photo", "a {} {", "{article} only"])
+@pytest.mark.parametrize(
+    "line", ["no field", "{} and {}", "{0} photo", "{name} photo", "a {} {", "{article} only"]
+)
 def test_bad_templates(tmp_path: Path, line: str) -> None:
     path = tmp_path / "t.txt"
     path.write_text(f"a {{}}.\n{line}\n", encoding="utf-8")

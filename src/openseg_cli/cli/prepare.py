@@ -44,12 +44,12 @@ def coco(
         given["captions_json"] = captions
     paths = replace(paths, **{k: v for k, v in given.items() if v is not None})
     paths.check()
-    total = len(CocoPanopticReader(paths, strict=strict))
+    reader = CocoPanopticReader(paths, source=source, strict=strict)
     split_tag = split.replace("-", "_")
     out_dir = output_dir(out, "prepare", f"{source}-{split_tag}")
-    with progress_bar(f"{source} {split}", total) as advance:
+    with progress_bar(f"{source} {split}", len(reader)) as advance:
         manifest = write_coco_shards(
-            paths, out_dir, split_tag, source=source, strict=strict, maxcount=maxcount,
+            reader, out_dir, split_tag, source=source, strict=strict, maxcount=maxcount,
             command=sys.argv, progress=advance,
         )
     _report(manifest, out_dir)

@@ -23,19 +23,22 @@ def train(
 ) -> None:
     """Train on shards (losses 4·segmentation + 1·grounding by default); writes checkpoints and model.pt."""
     from openseg_cli.config import load_recipe
-    from openseg_cli.runs import output_dir
+    from openseg_cli.runs import check_run_name, output_dir
 
     flags = {"trainer.devices": devices, "trainer.num_nodes": num_nodes, "trainer.max_steps": max_steps}
     overrides = list(overrides) + [f"{k}={v}" for k, v in flags.items() if v is not None]
     cfg = load_recipe(recipe, overrides)
+    if out is None:
+        check_run_name(name or cfg.name)
+    from openseg_cli.engine.train import check_training_inputs, run_training, world_size_of
+
+    world_size = world_size_of(cfg)
+    check_training_inputs(cfg, world_size)  # before a run folder exists: a failed start leaves none
     if resume is not None and out is None:
         out = _run_dir_of_checkpoint(resume)
     run_dir = output_dir(out, "train", name or cfg.name)
     console.print(f"[bold]train[/] {cfg.name} → {run_dir}")
-
-    from openseg_cli.engine.train import run_training, world_size_of
-
-    result = run_training(cfg, run_dir, resume=str(resume) if resume else None, world_size=world_size_of(cfg))
+    result = run_training(cfg, run_dir, resume=str(resume) if resume else None, world_size=world_size)
     miou = "n/a" if result.val_miou is None else f"{result.val_miou:.4f}"
     console.print(f"done: {result.global_step} steps, held-out val mIoU {miou}, model → {result.model_path}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,10 @@ import yaml
 
 from openseg_cli.config.schema import Recipe
 from openseg_cli.errors import RecipeError
+
+# YAML 1.1 (PyYAML) reads `1e-3` and `1.0e5` as strings (it wants a dot and a signed exponent): for a
+# float field, such a plain scientific-notation string is taken as the number it spells.
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -162,6 +167,8 @@ def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
 
 def _convert_scalar(hint: Any, value: Any, dotted: str, source: str) -> Any:
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value

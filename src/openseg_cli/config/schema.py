@@ -79,7 +79,7 @@ class TrainerConfig:
     devices: int | str = 1
     num_nodes: int = 1
     accelerator: str = "auto"
-    precision: str = "32-true"  # "bf16-mixed" on GPUs
+    precision: int | str = "32-true"  # "bf16-mixed" on GPUs
     val_every_steps: int = 1000
     checkpoint_every_steps: int = 1000
     log_every_steps: int = 50

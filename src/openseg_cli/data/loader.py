@@ -84,8 +84,11 @@ class _TakeShare:
 class _TrainSamples:
     """Decode → words → train transform, per sample; corrupt samples are counted and skipped."""
 
-    def __init__(self, cfg: DataConfig, class_of: dict[int, int], seed: int, rank: int, skips: SkipCounter):
+    def __init__(
+        self, cfg: DataConfig, class_of: dict[int, int], seed: int, rank: int, skips: SkipCounter, need_words: bool
+    ) -> None:
         self.cfg, self.class_of, self.seed, self.rank, self.skips = cfg, class_of, seed, rank, skips
+        self.need_words = need_words
         self.words = WordSampler(cfg.caption_sampling, cfg.word_keep_prob, cfg.max_words)
         self.epoch = -1
 
@@ -100,7 +103,8 @@ class _TrainSamples:
             except CorruptSampleError as exn:
                 self.skips.count("corrupt sample", str(exn))
                 continue
-            words = self.words.sample(d.key, d.url, d.meta, rng)  # InputFileError: fatal, on purpose
+            # InputFileError (no nouns for this sample) is fatal, on purpose: training would silently lose words
+            words = self.words.sample(d.key, d.url, d.meta, rng) if self.need_words else []
             image, seg, classes = train_transform(
                 d.image,
                 d.segment_map,
@@ -193,33 +197,72 @@ def build_train_loader(
     world_size: int = 1,
     seed: int = 0,
     steps_per_epoch: int | None = None,
+    need_words: bool = True,
 ) -> DataLoader:
     """Endless-style train loader with exactly `steps_per_epoch` batches per rank per epoch.
 
-    `steps_per_epoch=None`: samples in the shards // (batch_size x world_size), at least 1.
+    With `data_cfg.mix_shards`, every sample comes from the mix source with probability
+    `data_cfg.mix_probability` (e.g. pseudo-labelled Localized Narratives next to COCO), decided by an RNG
+    seeded per (seed, rank, worker, epoch). `need_words=False` (a segmentation-only teacher) neither needs
+    nor samples words. `steps_per_epoch=None`: samples in the main shards // (batch_size x world_size).
     `len(loader)` is exact. Raises InputFileError for missing shards/manifest, shards < workers x ranks,
-    or a shard with neither a nouns sidecar nor words in its metas.
+    or (when words are needed) a shard with neither a nouns sidecar nor words in its metas.
     """
     if data_cfg.caption_sampling not in ("one", "all"):
         raise RecipeError(f"data.caption_sampling must be 'one' or 'all', not {data_cfg.caption_sampling!r}")
-    urls = list_shards(shard_dir)
-    check_parallelism(len(urls), data_cfg.workers, world_size, shard_dir)
-    class_of = _class_of(shard_dir)
-    check_words_available(urls, shard_dir)
-    if steps_per_epoch is None:
-        total = sum(count_samples(u) for u in urls)
-        steps_per_epoch = max(1, total // (data_cfg.batch_size * world_size))
+    if not 0.0 <= data_cfg.mix_probability <= 1.0:
+        raise RecipeError(f"data.mix_probability must be in [0, 1], got {data_cfg.mix_probability}")
     skips = SkipCounter("train")
+    specs = [shard_dir] + ([data_cfg.mix_shards] if data_cfg.mix_shards else [])
+    sources = [
+        _train_source(spec, data_cfg, rank, world_size, seed + index, skips, need_words)
+        for index, spec in enumerate(specs)
+    ]
+    if steps_per_epoch is None:
+        total = sum(count_samples(u) for u in list_shards(shard_dir))
+        steps_per_epoch = max(1, total // (data_cfg.batch_size * world_size))
+    probs = [1.0 - data_cfg.mix_probability, data_cfg.mix_probability]
+    samples = sources[0] if len(sources) == 1 else _SeededMix(sources, probs, seed, rank)
     pipeline = wds.DataPipeline(
-        wds.ResampledShards(urls, seed=seed, worker_seed=_WorkerSeed(rank), deterministic=True),
-        wds.tarfile_to_samples(handler=skips),
-        ShardCounts(read_sizes(urls), skips),
-        _SeededShuffle(data_cfg.shuffle_buffer, seed, rank) if data_cfg.shuffle_buffer > 1 else None,
-        _TrainSamples(data_cfg, class_of, seed, rank, skips),
+        samples,
         wds.batched(data_cfg.batch_size, collation_fn=collate_train, partial=False),
         _TakeShare(steps_per_epoch),
     ).with_length(steps_per_epoch, silent=True)
     return _loader(pipeline, data_cfg.workers, skips)
+
+
+def _train_source(
+    spec: str | Path, cfg: DataConfig, rank: int, world_size: int, seed: int, skips: SkipCounter, need_words: bool
+) -> wds.DataPipeline:
+    """One source's endless stream of transformed training samples (resampled shards, seeded shuffle)."""
+    urls = list_shards(spec)
+    check_parallelism(len(urls), cfg.workers, world_size, spec)
+    if need_words:
+        check_words_available(urls, spec)
+    return wds.DataPipeline(
+        wds.ResampledShards(urls, seed=seed, worker_seed=_WorkerSeed(rank), deterministic=True),
+        wds.tarfile_to_samples(handler=skips),
+        ShardCounts(read_sizes(urls), skips),
+        _SeededShuffle(cfg.shuffle_buffer, seed, rank) if cfg.shuffle_buffer > 1 else None,
+        _TrainSamples(cfg, _class_of(spec), seed, rank, skips, need_words),
+    )
+
+
+class _SeededMix:
+    """Interleave endless sources, picking source i with probability probs[i] from an RNG seeded per
+    (seed, rank, worker, epoch): webdataset's RandomMix draws from the global `random`, the same on
+    every rank."""
+
+    def __init__(self, sources: list, probs: list[float], seed: int, rank: int) -> None:
+        self.sources, self.probs, self.seed, self.rank, self.epoch = sources, probs, seed, rank, -1
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self.epoch += 1
+        rng = random.Random(mix_seed(self.seed, self.rank, _worker()[0], self.epoch, 4))
+        streams = [iter(source) for source in self.sources]
+        indices = list(range(len(streams)))
+        while True:
+            yield next(streams[rng.choices(indices, weights=self.probs)[0]])
 
 
 def build_eval_loader(

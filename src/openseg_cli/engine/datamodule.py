@@ -11,13 +11,15 @@ from openseg_cli.data.loader import build_eval_loader, build_train_loader
 class ShardDataModule(L.LightningDataModule):
     """No work in `__init__`: loaders are built when Lightning asks, with the trainer's rank and world size.
 
+    `need_words=False` for a segmentation-only recipe (the teacher): shards then need no nouns.
     `batches_per_epoch` is the exact number of training batches each rank yields per "epoch" (the stream is
     resampled, so an epoch is only the validation interval).
     """
 
-    def __init__(self, data_cfg: DataConfig, seed: int, batches_per_epoch: int) -> None:
+    def __init__(self, data_cfg: DataConfig, seed: int, batches_per_epoch: int, need_words: bool = True) -> None:
         super().__init__()
         self.cfg = data_cfg
+        self.need_words = need_words
         self.seed = seed
         self.batches_per_epoch = batches_per_epoch
 
@@ -34,6 +36,7 @@ class ShardDataModule(L.LightningDataModule):
             world_size=world_size,
             seed=self.seed,
             steps_per_epoch=self.batches_per_epoch,
+            need_words=self.need_words,
         )
 
     def val_dataloader(self):

@@ -15,6 +15,7 @@ import torch
 from openseg_cli.data.loader import build_eval_loader
 from openseg_cli.data.shards import read_manifest
 from openseg_cli.engine.checkpoint import load_model
+from openseg_cli.engine.cpu import share_cpu_cores
 from openseg_cli.errors import UsageError
 from openseg_cli.eval.metrics import SegmentationMetrics
 from openseg_cli.eval.report import write_metrics_json
@@ -51,6 +52,8 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
     classes = req.classes or own
     if len(classes) != len(own):
         raise UsageError(f"the class list has {len(classes)} classes but the dataset has {len(own)}")
+    if req.device == "cpu":
+        share_cpu_cores(req.workers)
     model, text_encoder, recipe = load_model(req.checkpoint, req.device)
     size = req.size or recipe.data.crop_size
     with torch.inference_mode():

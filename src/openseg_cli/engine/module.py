@@ -41,15 +41,19 @@ class OpenSegModule(L.LightningModule):
         images = batch["images"]
         output = self.model(images)
         targets = self._mask_targets(batch, output.mask_logits.shape[-2:])
-        word_embeds, word_mask = self._embed_words(batch["words"])
         logit_scale = output.logit_scale
-        if self.recipe.loss.grounding_negatives == "all_gather" and self.trainer.world_size > 1:
-            output, word_embeds, word_mask = self._gather_for_grounding(output, word_embeds, word_mask)
-        losses = self.criterion(output, targets, word_embeds, word_mask)
+        if self.recipe.loss.grounding_weight > 0:
+            word_embeds, word_mask = self._embed_words(batch["words"])
+            anchors = None
+            if self.recipe.loss.grounding_negatives == "all_gather" and self.trainer.world_size > 1:
+                output, word_embeds, word_mask, anchors = self._gather_for_grounding(output, word_embeds, word_mask)
+            losses = self.criterion(output, targets, word_embeds, word_mask, anchors=anchors)
+            self.log("train/words_per_image", word_mask.float().sum(1).mean(), batch_size=images.shape[0])
+        else:  # the teacher: segmentation loss only, no words needed
+            losses = self.criterion(output, targets, None, None)
         batch_size = images.shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=batch_size)
         self.log("train/temperature", 1.0 / logit_scale.detach(), batch_size=batch_size)
-        self.log("train/words_per_image", word_mask.float().sum(1).mean(), batch_size=batch_size)
         return losses["loss"]
 
     def _mask_targets(self, batch: dict, size) -> list[torch.Tensor]:
@@ -78,13 +82,17 @@ class OpenSegModule(L.LightningModule):
         return embeds, mask
 
     def _gather_for_grounding(self, output, word_embeds, word_mask):
-        """All-gathered negatives: regions and words of every rank join the batch (gradients kept locally)."""
+        """All-gathered negatives: every rank's regions and words join the softmaxes; this rank's samples
+        (`anchors`, their positions in the gathered batch) are the loss terms. Gradients flow back to the
+        local regions through `sync_grads`. Every rank has the same per-device batch size (partial=False)."""
         from dataclasses import replace
 
         region = self.all_gather(output.region_embeds, sync_grads=True).flatten(0, 1)
         words = self.all_gather(word_embeds).flatten(0, 1)
         mask = self.all_gather(word_mask).flatten(0, 1)
-        return replace(output, region_embeds=region), words, mask
+        local = output.region_embeds.shape[0]
+        anchors = torch.arange(local, device=self.device) + self.global_rank * local
+        return replace(output, region_embeds=region), words, mask, anchors
 
     # ---- validation -----------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -114,7 +122,8 @@ class OpenSegModule(L.LightningModule):
     def configure_optimizers(self):
         optim = self.recipe.optim
         backbone = {id(p) for p in self.model.backbone.parameters()}
-        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        # The text tower joins only when the recipe unfreezes it (model.freeze_text: false).
+        trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         groups = [
             {"params": [p for _, p in trainable if id(p) in backbone], "lr": optim.lr * optim.backbone_lr_mult},
             {"params": [p for _, p in trainable if id(p) not in backbone], "lr": optim.lr},

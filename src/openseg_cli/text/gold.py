@@ -51,7 +51,9 @@ def iter_conllu(path: str | os.PathLike[str]) -> Iterator[tuple[str, list[tuple[
             else:
                 columns = line.split("\t")
                 if len(columns) != 10:
-                    raise InputFileError(f"{file}:{number}: expected 10 tab-separated columns, got {len(columns)}")
+                    raise InputFileError(
+                        f"{file}:{number}: expected 10 tab-separated columns, got {len(columns)}"
+                    )
                 if columns[0].isdigit():  # skip "3-4" ranges and "8.1" empty nodes
                     words.append((columns[1], columns[3]))
         if words:  # file without a final blank line
@@ -83,7 +85,15 @@ def score_noun_filter(
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "sentences": len(texts), "tp": tp, "fp": fp, "fn": fn}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "sentences": len(texts),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
 
 
 def _normaliser(lemmatizer: str):

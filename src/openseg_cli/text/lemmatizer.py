@@ -20,11 +20,17 @@ Rules, applied to a lower-cased word, first match wins:
    Words shorter than 3 letters are left alone.
 
 Known limits (deliberately small): Latin/Greek plurals (cacti, data, criteria) and most irregular
-compounds are left alone; a singular noun ending in a bare ``s`` that is not listed (e.g. ``lens`` is
-listed, ``chaos`` is not) may lose it.
+compounds are left alone; a singular noun ending in a bare ``s`` that is not listed (``lens`` and
+``chaos`` are, ``thermos`` is not) loses it.
 """
 
 from __future__ import annotations
+
+
+def _wordset(words: str) -> frozenset[str]:
+    """A frozenset from space-separated words (keeps the long word lists readable)."""
+    return frozenset(words.split())
+
 
 IRREGULAR_PLURALS = {
     "people": "person",
@@ -43,20 +49,20 @@ IRREGULAR_PLURALS = {
 _IRREGULAR_SUFFIXES = ("children", "people", "teeth", "feet")
 
 # Plural or mass forms that must not be stripped (pluralia tantum, zero plurals, singulars in -s).
-INVARIANT = frozenset(
+INVARIANT = _wordset(
     "sheep deer fish species series aircraft pants jeans shorts trousers scissors clothes goggles "
     "sunglasses eyeglasses binoculars pliers tongs news gas canvas atlas alias bias lens chaos "
-    "mathematics physics gymnastics athletics overalls".split()
+    "mathematics physics gymnastics athletics overalls"
 )
 
 # Singular nouns that end in -men, so the -men -> -man compound rule must skip them.
-_MEN_SINGULARS = frozenset("specimen omen semen abdomen stamen amen regimen acumen hymen dolmen ramen lumen".split())
+_MEN_SINGULARS = _wordset("specimen omen semen abdomen stamen amen regimen acumen hymen dolmen ramen lumen")
 
 # Singulars ending in -is (besides -sis/-itis words); other -is words are plurals (skis, kiwis, taxis).
-_IS_SINGULARS = frozenset("tennis iris axis pelvis trellis chassis ibis mantis debris metropolis marquis dais".split())
+_IS_SINGULARS = _wordset("tennis iris axis pelvis trellis chassis ibis mantis debris metropolis marquis dais")
 
 # Plurals ending in -us (otherwise a final -us is a singular: bus, cactus, octopus).
-_US_PLURALS = frozenset("menus emus gnus tutus gurus haikus".split())
+_US_PLURALS = _wordset("menus emus gnus tutus gurus haikus")
 
 _VES_TO_F = {
     "knives": "knife",
@@ -77,24 +83,24 @@ _VES_TO_F = {
 }
 
 # Nouns whose singular ends in -ie (so "-ies" must become "-ie", not "-y").
-_IE_SINGULARS = frozenset(
+_IE_SINGULARS = _wordset(
     "movie cookie brownie selfie zombie hippie goalie smoothie rookie calorie prairie genie pixie "
-    "sweetie veggie birdie hoodie beanie collie tie pie lie die magpie necktie bowtie pinkie".split()
+    "sweetie veggie birdie hoodie beanie collie tie pie lie die magpie necktie bowtie pinkie"
 )
 
 # Nouns whose singular ends in -che/-she (so "-ches" must keep the "e").
-_CHE_SINGULARS = frozenset("headache niche moustache mustache avalanche cache cliche quiche creche psyche".split())
+_CHE_SINGULARS = _wordset("headache niche moustache mustache avalanche cache cliche quiche creche psyche")
 
 # -us nouns whose plural is -uses (otherwise "-uses" -> "-use": houses, blouses, causes).
-_US_SINGULARS = frozenset(
+_US_SINGULARS = _wordset(
     "bus cactus virus campus octopus circus census bonus status walrus genius chorus citrus "
-    "hippopotamus platypus asparagus hibiscus abacus".split()
+    "hippopotamus platypus asparagus hibiscus abacus"
 )
 
 # -o nouns whose plural is -oes (otherwise "-oes" -> "-oe": shoes, toes, canoes).
-_OES_PLURALS = frozenset(
+_OES_PLURALS = _wordset(
     "tomatoes potatoes heroes volcanoes mangoes echoes torpedoes mosquitoes buffaloes dominoes "
-    "tornadoes avocadoes flamingoes".split()
+    "tornadoes avocadoes flamingoes"
 )
 
 _VOWELS = frozenset("aeiou")

@@ -82,7 +82,9 @@ def _classes_from_json(content: str, file: Path) -> list[list[str]]:
         elif isinstance(item, list) and all(isinstance(name, str) for name in item):
             classes.append(item)
         else:
-            raise InputFileError(f"class file {file}: entry {index} is neither a string nor a list of strings")
+            raise InputFileError(
+                f"class file {file}: entry {index} is neither a string nor a list of strings"
+            )
     return classes
 
 
@@ -98,11 +100,18 @@ def _validated(
         names = [" ".join(name.split()) for name in synonyms]
         for name in names:
             if not name:
-                raise error(f"{where}: empty class name in class {number} (check for doubled or trailing separators)")
+                raise error(
+                    f"{where}: empty class name in class {number} (check for doubled or trailing separators)"
+                )
             if len(name) > MAX_NAME_CHARS:
-                raise error(f"{where}: class {number} has a name over {MAX_NAME_CHARS} characters: {name[:40]!r}...")
+                raise error(
+                    f"{where}: class {number} has a name over {MAX_NAME_CHARS} characters: {name[:40]!r}..."
+                )
             if not allow_duplicates and name.lower() in seen:
-                raise error(f"{where}: duplicate class name {name!r} (class {number}, first in class {seen[name.lower()]})")
+                first = seen[name.lower()]
+                raise error(
+                    f"{where}: duplicate class name {name!r} (class {number}, first in class {first})"
+                )
             seen.setdefault(name.lower(), number)
         result.append(names)
     return result

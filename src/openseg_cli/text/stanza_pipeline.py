@@ -34,7 +34,7 @@ EXPLICIT_REQUIRED = ("en_tokenize.pt", "en_pos.pt")
 OFFICIAL_PROCESSORS = "tokenize,mwt,pos,lemma"
 DOWNLOAD_HINT = (
     "get them with `python -c \"import stanza; stanza.download('en')\"` on a machine with internet, "
-    "copy that folder here and pass --model-dir DIR"
+    "then copy the folder it fills (stanza's resources dir) here and pass --model-dir DIR"
 )
 
 

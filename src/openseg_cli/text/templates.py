@@ -30,7 +30,9 @@ def load_templates(name_or_path: str | os.PathLike[str]) -> list[str]:
     if name == "none":
         return ["{}"]
     if name in BUILTIN_TEMPLATES:
-        content = resources.files("openseg_cli").joinpath(f"assets/prompt_templates/{name}.txt").read_text("utf-8")
+        content = (
+            resources.files("openseg_cli").joinpath(f"assets/prompt_templates/{name}.txt").read_text("utf-8")
+        )
         where = f"built-in templates {name!r}"
     else:
         path = Path(name).expanduser()
@@ -38,8 +40,8 @@ def load_templates(name_or_path: str | os.PathLike[str]) -> list[str]:
             content = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise InputFileError(
-                f"templates {name!r} are neither built in ({', '.join(BUILTIN_TEMPLATES)}) nor a readable file: "
-                f"{err.__class__.__name__}"
+                f"templates {name!r} are neither built in ({', '.join(BUILTIN_TEMPLATES)}) "
+                f"nor a readable file: {err.__class__.__name__}"
             ) from err
         where = f"template file {path}"
     templates = []
