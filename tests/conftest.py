@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,3 +31,13 @@ def stanza_model_dir() -> Path:
     if not (root / "en_pos.pt").is_file():
         pytest.skip(f"stanza models not found at {root}")
     return root
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tests run tiny models: intra-op threads only slow them, badly on a loaded 2-core machine (a suite
+    went from 6 s to 47 s). Restored afterwards; subprocess CLI tests choose their own threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

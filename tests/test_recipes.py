@@ -17,15 +17,6 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 RECIPE_FILES = sorted(RECIPES.glob("*.yaml"))
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models gain nothing from intra-op threads; on a loaded 2-core machine they cost ~3x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_the_seed_recipes_are_shipped() -> None:
     assert {"coco", "coco_narratives", "teacher", "toy"} <= {p.stem for p in RECIPE_FILES}
 

@@ -21,7 +21,9 @@ def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 600) ->
 
 
 def assert_ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> str:

@@ -51,15 +51,6 @@ def run_main(*args: str | Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(autouse=True)
-def _single_thread():
-    """The in-process runs use tiny models: intra-op threads only slow them on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
 def _offline_in_tmp(monkeypatch, tmp_path: Path) -> None:
     """No network, and a fresh working directory, so a default `runs/` folder would land in tmp."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

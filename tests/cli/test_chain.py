@@ -21,7 +21,9 @@ def toy_shards(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("chain")
     assert_ok(run_cli("toy-data", "--out", root / "toy", "--train", 24, "--val", 6, "--size", 64))
     for split, name in (("train2017", "train"), ("val2017", "val")):
-        assert_ok(run_cli("prepare", "coco", root / "toy", "--split", split, "--out", root / name, "--maxcount", 12))
+        assert_ok(
+            run_cli("prepare", "coco", root / "toy", "--split", split, "--out", root / name, "--maxcount", 12)
+        )
     return root
 
 
@@ -71,7 +73,9 @@ def test_full_chain(toy_shards: Path, tmp_path: Path) -> None:
 
     pred = tmp_path / "pred"
     images = sorted((root / "toy" / "val2017").glob("*.jpg"))[:2]
-    assert_ok(run_cli("predict", *images, "-q", "circle, square; grass", "-c", run / "model.pt", "--out", pred))
+    assert_ok(
+        run_cli("predict", *images, "-q", "circle, square; grass", "-c", run / "model.pt", "--out", pred)
+    )
     for image in images:
         labels = np.asarray(Image.open(pred / f"{image.stem}_labels.png"))
         assert labels.shape == (64, 64)

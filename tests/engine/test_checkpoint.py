@@ -21,15 +21,6 @@ from openseg_cli.errors import CheckpointError, InputFileError
 from tests.engine.helpers import combined_state_dict, tiny_recipe, write_tiny_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny tensors gain nothing from intra-op threads, which slow tests badly on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """(path, recipe, model, text_encoder) of one tiny random model written as `model.pt`."""

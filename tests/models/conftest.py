@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from openseg_cli.config.schema import ClipConfig, ModelConfig
 
@@ -28,13 +27,3 @@ def tiny_model_config(name: str = "openseg-tiny-rn", **overrides) -> ModelConfig
 def tiny_config():
     """`tiny_config(name="openseg-tiny-rn", **overrides) -> ModelConfig`."""
     return tiny_model_config
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine the thread pool
-    made this suite ~8x slower (47 s vs 6 s); restored afterwards so other packages' tests are untouched."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

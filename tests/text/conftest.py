@@ -10,8 +10,8 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread(request: pytest.FixtureRequest):
-    """stanza tests tag with 1 torch thread: on a busy small CPU the default threads made one test
-    ~40x slower (OpenMP contention). Restored after each test so other packages' tests are unaffected."""
+    """stanza tests tag with 1 torch thread: on a busy 2-core machine the default threads stalled the
+    suite from 5 s to 100-250 s (OpenMP contention). Restored after each test: other packages unaffected."""
     if request.node.get_closest_marker("stanza") is None:
         yield
         return

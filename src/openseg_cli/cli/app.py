@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         msg = str(err).splitlines()[0] if str(err) else ""
         err_console.print(
-            f"[bold red]internal error:[/] {type(err).__name__}: {msg} (rerun with --debug for the traceback)",
+            f"[bold red]internal error:[/] {type(err).__name__}: {msg} "
+            "(rerun with --debug for the traceback)",
             highlight=False,
             soft_wrap=True,
         )

@@ -13,12 +13,18 @@ def evaluate(
     checkpoint: Path = typer.Argument(..., help="openseg checkpoint (model.pt or .ckpt)."),
     shards: str = typer.Option(..., "--shards", help="Val shards (folder) with panoptic ground truth."),
     classes_file: Path | None = typer.Option(
-        None, "--classes", help="Class names with synonyms, one line per class in dataset order (default: the dataset's)."
+        None,
+        "--classes",
+        help="Class names with synonyms, one line per class in dataset order (default: the dataset's).",
     ),
     mask_source: str = typer.Option(
-        "pred", "--mask-source", help="pred (proposals) | pixel (no proposals) | gt (ground-truth masks): Table 4."
+        "pred",
+        "--mask-source",
+        help="pred (proposals) | pixel (no proposals) | gt (ground-truth masks): Table 4.",
     ),
-    size: int | None = typer.Option(None, "--size", min=32, help="Fit+pad size (default: the recipe's crop)."),
+    size: int | None = typer.Option(
+        None, "--size", min=32, help="Fit+pad size (default: the recipe's crop)."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     workers: int = typer.Option(1, "--workers", min=0),
     device: str = typer.Option("cpu", "--device"),
@@ -36,7 +42,9 @@ def evaluate(
     with progress_bar("evaluate", None) as advance:
         result = run_evaluation(req, out_dir, progress=advance)
     _print_table(result)
-    console.print(f"mIoU {100 * result['miou']:.2f} on {result['images']} images → {out_dir / 'metrics.json'}")
+    console.print(
+        f"mIoU {100 * result['miou']:.2f} on {result['images']} images → {out_dir / 'metrics.json'}"
+    )
 
 
 def _print_table(result: dict) -> None:

@@ -15,14 +15,21 @@ def extract_nouns(
         "noun", "--filter", help="Words kept (paper Table 5): noun | noun_adj_verb | all."
     ),
     model_dir: Path | None = typer.Option(
-        None, "--model-dir", help="stanza model folder (official layout, or en_tokenize.pt + en_pos.pt files)."
+        None,
+        "--model-dir",
+        help="stanza model folder (official layout, or en_tokenize.pt + en_pos.pt files).",
     ),
-    offline: bool = typer.Option(False, "--offline", help="Never download stanza models; use --model-dir only."),
+    offline: bool = typer.Option(
+        False, "--offline", help="Never download stanza models; use --model-dir only."
+    ),
     fallback_lexicon: Path | None = typer.Option(
-        None, "--fallback-lexicon",
+        None,
+        "--fallback-lexicon",
         help="Class file whose names are matched in captions when stanza models cannot be had (said loudly).",
     ),
-    force: bool = typer.Option(False, "--force", help="Redo shards that already have nouns from this extractor."),
+    force: bool = typer.Option(
+        False, "--force", help="Redo shards that already have nouns from this extractor."
+    ),
 ) -> None:
     """Writes `<shard>.nouns.json` beside each shard: per image, the words of each caption.
 
@@ -53,7 +60,8 @@ def _build_extractor(filter_name: str, model_dir: Path | None, offline: bool, fa
     from openseg_cli.text.queries import read_class_file
 
     try:
-        return NounExtractor.from_options(model_dir, offline=offline, filter=filter_name)
+        # one torch thread: on small machines stanza stalled for minutes with two (measured in text/nouns.py)
+        return NounExtractor.from_options(model_dir, offline=offline, filter=filter_name, num_threads=1)
     except StanzaModelsMissing as err:
         if fallback is None:
             raise
@@ -62,7 +70,8 @@ def _build_extractor(filter_name: str, model_dir: Path | None, offline: bool, fa
         vocabulary = [name for synonyms in read_class_file(fallback) for name in synonyms]
         err_console.print(f"[bold yellow]warning:[/] stanza unavailable: {err}")
         err_console.print(
-            f"[bold yellow]warning:[/] extracting words by matching the {len(vocabulary)} names of {fallback} "
+            f"[bold yellow]warning:[/] extracting words by matching the {len(vocabulary)} names of "
+            f"{fallback} "
             f"in captions instead of POS tagging: {', '.join(vocabulary)}"
         )
         return LexiconExtractor(vocabulary)

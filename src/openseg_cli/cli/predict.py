@@ -16,28 +16,46 @@ _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 def predict(
     images: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
     queries: str | None = typer.Option(
-        None, "--queries", "-q",
+        None,
+        "--queries",
+        "-q",
         help="Classes to find: 'horse, road' (comma = classes) or 'wall, walls; sky' (';' = classes, "
         "',' = synonyms of one class).",
     ),
-    classes_file: Path | None = typer.Option(None, "--classes", help="Class file: one class per line, synonyms comma-separated."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="openseg checkpoint (model.pt or .ckpt)."),
+    classes_file: Path | None = typer.Option(
+        None, "--classes", help="Class file: one class per line, synonyms comma-separated."
+    ),
+    checkpoint: Path = typer.Option(
+        ..., "--checkpoint", "-c", help="openseg checkpoint (model.pt or .ckpt)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default: runs/predict/<name>[N])."),
     name: str = typer.Option("predict", "--name", help="Run name under runs/predict/."),
-    size: int | None = typer.Option(None, "--size", min=32, help="Fit images into SIZE×SIZE (default: the recipe's crop)."),
-    unknown_threshold: float | None = typer.Option(
-        None, "--unknown-threshold", min=0.0, max=1.0,
-        help="Pixels whose best class probability is below this become 'unknown' (the released demo used 0.04).",
+    size: int | None = typer.Option(
+        None, "--size", min=32, help="Fit images into SIZE×SIZE (default: the recipe's crop)."
     ),
-    mask_source: str = typer.Option("pred", "--mask-source", help="pred (mask proposals) | pixel (per-pixel)."),
+    unknown_threshold: float | None = typer.Option(
+        None,
+        "--unknown-threshold",
+        min=0.0,
+        max=1.0,
+        help="Pixels whose best class probability is below this become 'unknown' "
+        "(the released demo used 0.04).",
+    ),
+    mask_source: str = typer.Option(
+        "pred", "--mask-source", help="pred (mask proposals) | pixel (per-pixel)."
+    ),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
 ) -> None:
-    """Writes <image>_overlay.png (with a legend), <image>_labels.png and <image>.json (area and score per query)."""
+    """Writes <image>_overlay.png with a legend, <image>_labels.png and <image>.json (per-query areas)."""
     from openseg_cli.text.queries import parse_queries, read_class_file
 
     if (queries is None) == (classes_file is None):
         raise UsageError("give the classes with either -q/--queries or --classes FILE")
-    classes = parse_queries(queries) if queries is not None else read_class_file(classes_file, allow_duplicates=False)
+    classes = (
+        parse_queries(queries)
+        if queries is not None
+        else read_class_file(classes_file, allow_duplicates=False)
+    )
     if mask_source not in ("pred", "pixel"):
         raise UsageError(f"--mask-source must be pred or pixel for predict, not {mask_source!r}")
     paths = expand_images(images)

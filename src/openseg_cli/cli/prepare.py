@@ -16,17 +16,29 @@ prepare_app = typer.Typer(
 
 @prepare_app.command("coco")
 def coco(
-    root: Path = typer.Argument(..., help="COCO root: SPLIT/*.jpg and annotations/{panoptic,captions}_SPLIT.json"),
+    root: Path = typer.Argument(
+        ..., help="COCO root: SPLIT/*.jpg and annotations/{panoptic,captions}_SPLIT.json"
+    ),
     split: str = typer.Option("train2017", "--split", help="Split name as in the file names (val2017…)."),
-    out: Path | None = typer.Option(None, "--out", help="Shard folder (default: runs/prepare/coco-SPLIT[N])."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Shard folder (default: runs/prepare/coco-SPLIT[N])."
+    ),
     source: str = typer.Option("coco", "--source", help="Source tag in shard names: {source}-{split}-N.tar."),
-    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record instead of skipping it."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Stop at the first bad record instead of skipping it."
+    ),
     maxcount: int | None = typer.Option(None, "--maxcount", min=1, help="Samples per shard (at most)."),
     no_captions: bool = typer.Option(False, "--no-captions", help="Masks only: no captions file needed."),
     images: Path | None = typer.Option(None, "--images", help="Image folder, when not ROOT/SPLIT."),
-    panoptic_json: Path | None = typer.Option(None, "--panoptic-json", help="When not ROOT/annotations/panoptic_SPLIT.json."),
-    panoptic_dir: Path | None = typer.Option(None, "--panoptic-dir", help="PNG folder, when not ROOT/annotations/panoptic_SPLIT."),
-    captions: Path | None = typer.Option(None, "--captions", help="When not ROOT/annotations/captions_SPLIT.json."),
+    panoptic_json: Path | None = typer.Option(
+        None, "--panoptic-json", help="When not ROOT/annotations/panoptic_SPLIT.json."
+    ),
+    panoptic_dir: Path | None = typer.Option(
+        None, "--panoptic-dir", help="PNG folder, when not ROOT/annotations/panoptic_SPLIT."
+    ),
+    captions: Path | None = typer.Option(
+        None, "--captions", help="When not ROOT/annotations/captions_SPLIT.json."
+    ),
 ) -> None:
     """COCO panoptic masks + captions → shards (images and PNGs copied byte for byte), sizes.json, manifest.
 
@@ -49,15 +61,24 @@ def coco(
     out_dir = output_dir(out, "prepare", f"{source}-{split_tag}")
     with progress_bar(f"{source} {split}", len(reader)) as advance:
         manifest = write_coco_shards(
-            reader, out_dir, split_tag, source=source, strict=strict, maxcount=maxcount,
-            command=sys.argv, progress=advance,
+            reader,
+            out_dir,
+            split_tag,
+            source=source,
+            strict=strict,
+            maxcount=maxcount,
+            command=sys.argv,
+            progress=advance,
         )
     _report(manifest, out_dir)
 
 
 def _report(manifest: dict, out_dir: Path) -> None:
     counts = manifest.get("counts", {})
-    console.print(f"shards → {out_dir}: {counts.get('written', '?')} samples in {len(manifest.get('shards', []))} shards")
+    console.print(
+        f"shards → {out_dir}: {counts.get('written', '?')} samples "
+        f"in {len(manifest.get('shards', []))} shards"
+    )
     skipped = counts.get("skipped") or {}
     for reason, n in sorted(skipped.items()):
         console.print(f"  [yellow]skipped[/] {n} × {reason}")

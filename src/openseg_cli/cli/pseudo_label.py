@@ -13,12 +13,20 @@ from openseg_cli.cli.console import console, progress_bar
 def pseudo_label(
     shards: str = typer.Argument(..., help="Input shards (images + captions; masks not needed)."),
     teacher: Path = typer.Option(..., "--teacher", help="Teacher checkpoint (recipes/teacher.yaml)."),
-    out: Path | None = typer.Option(None, "--out", help="Output shard folder (default: runs/pseudo-label/<name>[N])."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output shard folder (default: runs/pseudo-label/<name>[N])."
+    ),
     name: str = typer.Option("pseudo", "--name"),
-    min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0, help="Mean mask probability kept."),
-    min_area: float = typer.Option(0.001, "--min-area", min=0.0, max=1.0, help="Smallest mask, fraction of the image."),
+    min_confidence: float = typer.Option(
+        0.5, "--min-confidence", min=0.0, max=1.0, help="Mean mask probability kept."
+    ),
+    min_area: float = typer.Option(
+        0.001, "--min-area", min=0.0, max=1.0, help="Smallest mask, fraction of the image."
+    ),
     max_masks: int = typer.Option(128, "--max-masks", min=1, help="Most masks per image."),
-    size: int | None = typer.Option(None, "--size", min=32, help="Teacher input size (default: its recipe's crop)."),
+    size: int | None = typer.Option(
+        None, "--size", min=32, help="Teacher input size (default: its recipe's crop)."
+    ),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Class-agnostic, non-overlapping masks per image; images, captions and words are carried over."""

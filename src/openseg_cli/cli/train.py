@@ -10,7 +10,9 @@ from openseg_cli.cli.console import console
 
 
 def train(
-    recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/: toy, coco, coco_narratives, teacher)."),
+    recipe: Path = typer.Argument(
+        ..., help="Recipe YAML (see recipes/: toy, coco, coco_narratives, teacher)."
+    ),
     overrides: list[str] = typer.Option(
         [], "--set", "-s", help="Override a recipe field, e.g. --set optim.lr=0.01 (repeatable)."
     ),

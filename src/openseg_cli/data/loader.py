@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from openseg_cli.config.schema import DataConfig
 from openseg_cli.data.decode import CorruptSampleError, class_lookup, decode_sample, parse_meta
@@ -85,7 +85,13 @@ class _TrainSamples:
     """Decode → words → train transform, per sample; corrupt samples are counted and skipped."""
 
     def __init__(
-        self, cfg: DataConfig, class_of: dict[int, int], seed: int, rank: int, skips: SkipCounter, need_words: bool
+        self,
+        cfg: DataConfig,
+        class_of: dict[int, int],
+        seed: int,
+        rank: int,
+        skips: SkipCounter,
+        need_words: bool,
     ) -> None:
         self.cfg, self.class_of, self.seed, self.rank, self.skips = cfg, class_of, seed, rank, skips
         self.need_words = need_words
@@ -103,7 +109,7 @@ class _TrainSamples:
             except CorruptSampleError as exn:
                 self.skips.count("corrupt sample", str(exn))
                 continue
-            # InputFileError (no nouns for this sample) is fatal, on purpose: training would silently lose words
+            # InputFileError (no nouns for this sample) is fatal on purpose: else words are lost silently
             words = self.words.sample(d.key, d.url, d.meta, rng) if self.need_words else []
             image, seg, classes = train_transform(
                 d.image,
@@ -232,7 +238,13 @@ def build_train_loader(
 
 
 def _train_source(
-    spec: str | Path, cfg: DataConfig, rank: int, world_size: int, seed: int, skips: SkipCounter, need_words: bool
+    spec: str | Path,
+    cfg: DataConfig,
+    rank: int,
+    world_size: int,
+    seed: int,
+    skips: SkipCounter,
+    need_words: bool,
 ) -> wds.DataPipeline:
     """One source's endless stream of transformed training samples (resampled shards, seeded shuffle)."""
     urls = list_shards(spec)
@@ -248,12 +260,13 @@ def _train_source(
     )
 
 
-class _SeededMix:
+class _SeededMix(IterableDataset):
     """Interleave endless sources, picking source i with probability probs[i] from an RNG seeded per
     (seed, rank, worker, epoch): webdataset's RandomMix draws from the global `random`, the same on
     every rank."""
 
     def __init__(self, sources: list, probs: list[float], seed: int, rank: int) -> None:
+        super().__init__()
         self.sources, self.probs, self.seed, self.rank, self.epoch = sources, probs, seed, rank, -1
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -32,7 +32,9 @@ def read_checkpoint(path: str | Path) -> tuple[Recipe, dict[str, torch.Tensor]]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - garbage bytes raise KeyError, IndexError, struct.error, …
-        raise CheckpointError(f"{path} is not an openseg checkpoint (torch cannot read it: {_first_line(err)})") from None
+        raise CheckpointError(
+            f"{path} is not an openseg checkpoint (torch cannot read it: {_first_line(err)})"
+        ) from None
     hparams = data.get("hyper_parameters") if isinstance(data, dict) else None
     if not isinstance(hparams, dict) or "openseg_format" not in hparams or "state_dict" not in data:
         raise CheckpointError(f"{path} is not an openseg checkpoint (no openseg recipe inside)")
@@ -82,10 +84,14 @@ def _load_prefixed(module: torch.nn.Module, state: dict, prefix: str, path) -> N
         module.load_state_dict(sub, strict=True)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit the model its recipe describes ({first})") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit the model its recipe describes ({first})"
+        ) from None
 
 
-def write_slim_checkpoint(path: str | Path, recipe: Recipe, state_dict: dict[str, torch.Tensor], extra=None) -> None:
+def write_slim_checkpoint(
+    path: str | Path, recipe: Recipe, state_dict: dict[str, torch.Tensor], extra=None
+) -> None:
     """Weights + recipe only (no optimiser state): the file to share and to pass to `predict`."""
     path = Path(path)
     payload = {

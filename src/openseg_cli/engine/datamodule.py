@@ -16,7 +16,9 @@ class ShardDataModule(L.LightningDataModule):
     resampled, so an epoch is only the validation interval).
     """
 
-    def __init__(self, data_cfg: DataConfig, seed: int, batches_per_epoch: int, need_words: bool = True) -> None:
+    def __init__(
+        self, data_cfg: DataConfig, seed: int, batches_per_epoch: int, need_words: bool = True
+    ) -> None:
         super().__init__()
         self.cfg = data_cfg
         self.need_words = need_words

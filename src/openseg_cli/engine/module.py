@@ -46,7 +46,9 @@ class OpenSegModule(L.LightningModule):
             word_embeds, word_mask = self._embed_words(batch["words"])
             anchors = None
             if self.recipe.loss.grounding_negatives == "all_gather" and self.trainer.world_size > 1:
-                output, word_embeds, word_mask, anchors = self._gather_for_grounding(output, word_embeds, word_mask)
+                output, word_embeds, word_mask, anchors = self._gather_for_grounding(
+                    output, word_embeds, word_mask
+                )
             losses = self.criterion(output, targets, word_embeds, word_mask, anchors=anchors)
             self.log("train/words_per_image", word_mask.float().sum(1).mean(), batch_size=images.shape[0])
         else:  # the teacher: segmentation loss only, no words needed
@@ -64,7 +66,7 @@ class OpenSegModule(L.LightningModule):
         ]
 
     def _embed_words(self, words: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Words of each caption → (embeds [B, K, D], mask [B, K]); K = data.max_words (fixed, for gathers)."""
+        """Words of each caption → (embeds [B, K, D], mask [B, K]); K = data.max_words (fixed for gathers)."""
         max_words = self.recipe.data.max_words
         unique = sorted({w for caption in words for w in caption})
         dim = self.model.region_proj.out_features
@@ -125,12 +127,17 @@ class OpenSegModule(L.LightningModule):
         # The text tower joins only when the recipe unfreezes it (model.freeze_text: false).
         trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         groups = [
-            {"params": [p for _, p in trainable if id(p) in backbone], "lr": optim.lr * optim.backbone_lr_mult},
+            {
+                "params": [p for _, p in trainable if id(p) in backbone],
+                "lr": optim.lr * optim.backbone_lr_mult,
+            },
             {"params": [p for _, p in trainable if id(p) not in backbone], "lr": optim.lr},
         ]
         groups = [g for g in groups if g["params"]]
         if optim.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+            opt = torch.optim.SGD(
+                groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
+            )
         elif optim.optimizer == "adamw":
             opt = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
         else:

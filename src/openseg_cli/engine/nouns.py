@@ -41,7 +41,9 @@ def extract_nouns_over_shards(
             _count(summary, existing["words"])
         else:
             words = _shard_words(url, extractor, summary)
-            write_nouns_sidecar(url, {"filter": filter_name, "extractor": extractor.description, "words": words})
+            write_nouns_sidecar(
+                url, {"filter": filter_name, "extractor": extractor.description, "words": words}
+            )
             summary.shards_done += 1
             _count(summary, words)
         if progress:

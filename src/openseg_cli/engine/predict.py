@@ -45,7 +45,9 @@ def fit_and_pad(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[int, 
     return pad_to(normalise(resize_image(tensor, fitted)), size, 0.0), fitted
 
 
-def run_prediction(req: PredictRequest, out_dir: Path, progress: Callable[[int], None] | None = None) -> list[dict]:
+def run_prediction(
+    req: PredictRequest, out_dir: Path, progress: Callable[[int], None] | None = None
+) -> list[dict]:
     """Segment every image with the queries; returns one summary dict per image (paths + per-query areas)."""
     model, text_encoder, recipe = load_model(req.checkpoint, req.device)
     size = req.size or recipe.data.crop_size
@@ -61,8 +63,12 @@ def run_prediction(req: PredictRequest, out_dir: Path, progress: Callable[[int],
             geometry = {"out_size": (size, size), "valid_size": fitted, "image_size": (height, width)}
             labels = label_map(scores, unknown_threshold=req.unknown_threshold, **geometry)[0]
             probs = normalized_scores(resize_scores(scores, **geometry))[0]
-            meta = {"source": str(path), "checkpoint": str(req.checkpoint), "size": size,
-                    "unknown_threshold": req.unknown_threshold}
+            meta = {
+                "source": str(path),
+                "checkpoint": str(req.checkpoint),
+                "size": size,
+                "unknown_threshold": req.unknown_threshold,
+            }
             paths = write_prediction(out_dir, stem, image, labels, probs, req.classes, meta=meta)
             results.append({"image": str(path), "files": {k: str(v) for k, v in paths.items()}})
             if progress:

@@ -37,7 +37,9 @@ class PseudoLabelRequest:
     command: list[str] | None = None
 
 
-def run_pseudo_labelling(req: PseudoLabelRequest, out_dir: Path, progress: Callable[[int], None] | None = None) -> dict:
+def run_pseudo_labelling(
+    req: PseudoLabelRequest, out_dir: Path, progress: Callable[[int], None] | None = None
+) -> dict:
     """Label every image of `req.shards` exactly once; returns the output manifest."""
     model, _text, recipe = load_model(req.teacher, req.device)
     size = req.size or recipe.data.crop_size
@@ -48,7 +50,9 @@ def run_pseudo_labelling(req: PseudoLabelRequest, out_dir: Path, progress: Calla
     return write_shards(
         samples, out_dir, source, "pseudo",
         categories=[], skipped=skips.reasons, command=req.command,
-        manifest_extra={"teacher": str(req.teacher), "thresholds": vars(req.thresholds), "input": str(req.shards)},
+        manifest_extra={
+            "teacher": str(req.teacher), "thresholds": vars(req.thresholds), "input": str(req.shards)
+        },
     )  # fmt: skip
 
 

@@ -45,7 +45,8 @@ def accumulation(recipe: Recipe, world_size: int) -> int:
         )
     if global_batch % per_step:
         raise RecipeError(
-            f"trainer.global_batch_size={global_batch} is not a multiple of data.batch_size × devices × nodes "
+            f"trainer.global_batch_size={global_batch} is not a multiple of "
+            "data.batch_size × devices × nodes "
             f"= {recipe.data.batch_size} × {world_size}; change one of them"
         )
     return global_batch // per_step
@@ -74,7 +75,9 @@ def check_training_inputs(recipe: Recipe, world_size: int) -> int:
     return accumulation(recipe, world_size)
 
 
-def run_training(recipe: Recipe, run_dir: Path, resume: str | None = None, world_size: int = 1) -> TrainResult:
+def run_training(
+    recipe: Recipe, run_dir: Path, resume: str | None = None, world_size: int = 1
+) -> TrainResult:
     """Train as the recipe says, writing `recipe.yaml`, `metrics.csv`, `checkpoints/` and `model.pt`.
 
     `world_size` is the number of processes (devices × nodes) used to derive gradient accumulation.
@@ -85,7 +88,8 @@ def run_training(recipe: Recipe, run_dir: Path, resume: str | None = None, world
         share_cpu_cores(recipe.data.workers)
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
     val_classes = val_classes_of(recipe)
-    trainer = build_trainer(recipe, run_dir, accumulate, has_val=bool(val_classes))
+    with quiet_lightning():
+        trainer = build_trainer(recipe, run_dir, accumulate, has_val=bool(val_classes))
     dump_recipe(recipe, run_dir / "recipe.yaml")
     model, text_encoder = build_model(recipe.model)
     module = OpenSegModule(model, text_encoder, build_criterion(recipe.loss), recipe, val_classes)
@@ -95,7 +99,9 @@ def run_training(recipe: Recipe, run_dir: Path, resume: str | None = None, world
     with quiet_lightning():
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     miou = trainer.callback_metrics.get("val/miou")
-    return TrainResult(run_dir, run_dir / "model.pt", int(trainer.global_step), None if miou is None else float(miou))
+    return TrainResult(
+        run_dir, run_dir / "model.pt", int(trainer.global_step), None if miou is None else float(miou)
+    )
 
 
 @contextmanager
@@ -143,7 +149,10 @@ def build_trainer(recipe: Recipe, run_dir: Path, accumulate: int, has_val: bool)
         return _trainer(recipe, run_dir, accumulate, callbacks)
     except (ValueError, TypeError, MisconfigurationException) as err:
         t = recipe.trainer
-        settings = f"trainer.devices={t.devices!r}, trainer.precision={t.precision!r}, trainer.accelerator={t.accelerator!r}"
+        settings = (
+            f"trainer.devices={t.devices!r}, trainer.precision={t.precision!r}, "
+            f"trainer.accelerator={t.accelerator!r}"
+        )
         raise RecipeError(f"{settings} refused by Lightning: {str(err).splitlines()[0]}") from None
 
 

@@ -44,6 +44,11 @@ def is_word(token: str) -> bool:
     return _WORD.fullmatch(token) is not None
 
 
+def find_words(text: str) -> list[str]:
+    """The alphabetic words of `text`, in order (the same rule as `is_word`)."""
+    return _WORD.findall(text)
+
+
 def unique_words(words: Iterable[str]) -> list[str]:
     """Lower-case, keep alphabetic words only, drop repeats keeping the first occurrence's order."""
     seen: dict[str, None] = {}

@@ -16,7 +16,7 @@ The extractor's own tokenisation and sentence splitting are part of what is meas
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from openseg_cli.errors import InputFileError
@@ -96,7 +96,7 @@ def score_noun_filter(
     }
 
 
-def _normaliser(lemmatizer: str):
+def _normaliser(lemmatizer: str) -> Callable[[str], str]:
     """The word normalisation shared by predictions and gold (see the module docstring)."""
     if lemmatizer == "none":
         return str.lower

@@ -11,13 +11,9 @@ is closer to "grounding with known class names" than to OpenSeg's caption nouns:
 
 from __future__ import annotations
 
-import re
-
 from openseg_cli.errors import UsageError
-from openseg_cli.text.extractor import normalize_caption
+from openseg_cli.text.extractor import find_words, normalize_caption
 from openseg_cli.text.lemmatizer import lemmatize_noun
-
-_TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")  # same alphabetic words as extractor.is_word
 
 
 def _key(words: list[str]) -> tuple[str, ...]:
@@ -27,8 +23,9 @@ def _key(words: list[str]) -> tuple[str, ...]:
 class LexiconExtractor:
     """Match caption words against `vocabulary`; same ``extract`` API as `NounExtractor`.
 
-    Raises `UsageError` for an empty vocabulary or an entry with no alphabetic word (e.g. "42").
-    Two entries with the same singular form ("bus", "buses") keep the first one.
+    Each entry is one name (flatten class synonyms first: "building, edifice" would be read as the
+    phrase "building edifice"). Raises `UsageError` for an empty vocabulary or an entry with no
+    alphabetic word (e.g. "42"). Two entries with the same singular form ("bus", "buses") keep the first.
     """
 
     filter = "lexicon"
@@ -38,7 +35,7 @@ class LexiconExtractor:
         self._entries: dict[tuple[str, ...], str] = {}
         for entry in vocabulary:
             name = " ".join(entry.lower().split())
-            words = _TOKEN.findall(name)
+            words = find_words(name)
             if not words:
                 raise UsageError(f"vocabulary entry {entry!r} has no alphabetic word")
             self._entries.setdefault(_key(words), name)
@@ -63,7 +60,7 @@ class LexiconExtractor:
         return [self._match(normalize_caption(caption).lower()) for caption in captions]
 
     def _match(self, caption: str) -> list[str]:
-        keys = _key(_TOKEN.findall(caption))
+        keys = _key(find_words(caption))
         found = []
         i = 0
         while i < len(keys):
