@@ -8,6 +8,7 @@ with `torch.load(weights_only=True)`: a checkpoint cannot run code.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -70,7 +71,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
 
     recipe, state = read_checkpoint(path)
     clip = replace(recipe.model.clip, pretrained=None)  # the checkpoint holds the trained weights
-    model, text_encoder = build_model(replace(recipe.model, clip=clip))
+    logging.disable(logging.WARNING)  # open_clip's "initialized randomly" is untrue here: weights follow
+    try:
+        model, text_encoder = build_model(replace(recipe.model, clip=clip))
+    finally:
+        logging.disable(logging.NOTSET)
     _load_prefixed(model, state, "model.", path)
     _load_prefixed(text_encoder, state, "text_encoder.", path)
     model.to(device).eval()
