@@ -34,8 +34,10 @@ def test_chain_on_real_coco_samples(shared_data: Path, stanza_model_dir: Path, t
     assert {"horse", "field"} & words, words  # image 439180: people riding horses in a field
 
     run = tmp_path / "run"
-    overrides = [f"data.train_shards={shards}", f"data.val_shards={shards}", "data.batch_size=2",
-                 "trainer.global_batch_size=2", "trainer.val_every_steps=2", "model.num_queries=8"]  # fmt: skip
+    overrides = [
+        f"data.train_shards={shards}", f"data.val_shards={shards}", "data.batch_size=2",
+        "trainer.global_batch_size=2", "trainer.val_every_steps=2", "model.num_queries=8",
+    ]  # fmt: skip
     args = [x for o in overrides for x in ("--set", o)]
     assert_ok(run_cli("train", REPO / "recipes" / "toy.yaml", *args, "--max-steps", 2, "--out", run))
 
@@ -48,7 +50,9 @@ def test_chain_on_real_coco_samples(shared_data: Path, stanza_model_dir: Path, t
 
     pred = tmp_path / "pred"
     image = src / "input_images" / "000000439180.jpg"
-    assert_ok(run_cli("predict", image, "-q", "horse; person, people; grass", "-c", run / "model.pt", "--out", pred))
+    assert_ok(
+        run_cli("predict", image, "-q", "horse; person, people; grass", "-c", run / "model.pt", "--out", pred)
+    )
     doc = json.loads((pred / "000000439180.json").read_text())
     assert doc["image"] == {"height": 360, "width": 640}
     assert [q["name"] for q in doc["queries"]] == ["horse", "person", "grass"]
