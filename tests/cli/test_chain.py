@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.cli.helpers import assert_ok, run_cli
@@ -58,6 +59,11 @@ def test_full_chain(toy_shards: Path, tmp_path: Path) -> None:
     assert_ok(run_cli("train", REPO / "recipes" / "toy.yaml", *args, "--max-steps", 4, "--out", run))
     assert (run / "model.pt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "recipe.yaml").is_file() and (run / "logs" / "metrics.csv").is_file()
+    resumed = run_cli("train", REPO / "recipes" / "toy.yaml", *args, "--max-steps", 6,
+                      "--resume", run / "checkpoints" / "last.ckpt")  # fmt: skip
+    assert_ok(resumed)
+    assert "done: 6 steps" in " ".join(resumed.stdout.split())  # continued from step 4 in the same folder
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
 
     report = tmp_path / "eval"
     assert_ok(run_cli("evaluate", run / "model.pt", "--shards", root / "val", "--out", report))
