@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,22 @@ def test_dump_recipe_writes_yaml_that_loads_back_equal(tmp_path: Path) -> None:
         dump_recipe(recipe, path)
         assert load_recipe(path) == recipe
     assert not list(tmp_path.glob("*.tmp"))  # written atomically: no temp file left behind
+
+
+@pytest.mark.parametrize(
+    ("override", "hint"),
+    [
+        ("optim.optimizer=adam", "adamw"),
+        ("optim.schedule=cosin", "cosine"),
+        ("loss.segmentation=maxdice", "max_dice"),
+        ("data.caption_sampling=every", None),
+        ("loss.grounding_negatives=gather", None),
+    ],
+)
+def test_named_choices_are_checked_when_the_recipe_is_read(override: str, hint: str | None) -> None:
+    """A misspelt optimizer/schedule/loss name fails at load time, not minutes into a run."""
+    key = override.split("=")[0]
+    with pytest.raises(RecipeError, match=re.escape(f"'{key}' must be one of")) as err:
+        load_recipe(REPO / "recipes" / "toy.yaml", [override])
+    if hint:
+        assert f"did you mean '{hint}'" in str(err.value)

@@ -33,11 +33,30 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return recipe_from_dict(raw, source=str(path))
 
 
+# Fields that take one of a few names: checked when the recipe is read, not deep inside a run.
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("loss", "segmentation"): ("max_dice", "hungarian"),
+    ("loss", "grounding_negatives"): ("device", "all_gather"),
+    ("data", "caption_sampling"): ("one", "all"),
+    ("optim", "optimizer"): ("sgd", "adamw"),
+    ("optim", "schedule"): ("cosine", "constant"),
+}
+
+
 def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     """Build a `Recipe` from plain data (a YAML mapping or a checkpoint's saved recipe)."""
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: a recipe must be a mapping of sections, got {type(raw).__name__}")
-    return _build(Recipe, raw, prefix="", source=source)
+    recipe = _build(Recipe, raw, prefix="", source=source)
+    for (section, key), allowed in CHOICES.items():
+        value = getattr(getattr(recipe, section), key)
+        if value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise RecipeError(
+                f"{source}: '{section}.{key}' must be one of {', '.join(allowed)}, got {value!r}{hint}"
+            )
+    return recipe
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:

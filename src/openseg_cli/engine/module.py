@@ -1,7 +1,8 @@
 """`OpenSegModule`: the LightningModule that trains and validates an OpenSeg model.
 
-One `_forward_losses` serves training; validation measures mIoU on the held-out split with the split's own
-class names as vocabulary (the checkpoint picked as "best" never sees a benchmark set).
+Training: masks from the segment maps (L_S) and words of the captions (L_G), weighted by the criterion.
+Validation: mIoU on the held-out split with the split's own class names as vocabulary, through the same
+`segment_scores` path as `evaluate` (the checkpoint picked as "best" never sees a benchmark set).
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ import lightning as L
 import torch
 
 from openseg_cli.config import Recipe, recipe_to_dict
+from openseg_cli.engine.checkpoint import CHECKPOINT_FORMAT
 from openseg_cli.engine.schedule import lr_factor
 from openseg_cli.eval.metrics import SegmentationMetrics, metrics_from_confusion
 from openseg_cli.inference.scoring import label_map
 from openseg_cli.inference.segmenter import segment_scores
 from openseg_cli.losses import masks_from_segment_map
 
-CHECKPOINT_FORMAT = 1
-
 
 class OpenSegModule(L.LightningModule):
-    """Wraps model + frozen text encoder + criterion; `val_classes` is the held-out split's vocabulary.
+    """Wraps model + text encoder (frozen unless the recipe says otherwise) + criterion; `val_classes` is the
+    held-out split's vocabulary.
 
     The recipe is stored in the checkpoint's hyper-parameters, so every checkpoint is self-describing.
     """
@@ -69,7 +70,7 @@ class OpenSegModule(L.LightningModule):
         """Words of each caption → (embeds [B, K, D], mask [B, K]); K = data.max_words (fixed for gathers)."""
         max_words = self.recipe.data.max_words
         unique = sorted({w for caption in words for w in caption})
-        dim = self.model.region_proj.out_features
+        dim = self.model.embed_dim
         embeds = torch.zeros(len(words), max_words, dim, device=self.device)
         mask = torch.zeros(len(words), max_words, dtype=torch.bool, device=self.device)
         if not unique:
@@ -91,7 +92,7 @@ class OpenSegModule(L.LightningModule):
 
         region = self.all_gather(output.region_embeds, sync_grads=True).flatten(0, 1)
         words = self.all_gather(word_embeds).flatten(0, 1)
-        mask = self.all_gather(word_mask).flatten(0, 1)
+        mask = self.all_gather(word_mask.to(torch.uint8)).flatten(0, 1).bool()  # gloo gathers no bools
         local = output.region_embeds.shape[0]
         anchors = torch.arange(local, device=self.device) + self.global_rank * local
         return replace(output, region_embeds=region), words, mask, anchors
