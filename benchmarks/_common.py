@@ -24,7 +24,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
-console = Console()
+console = Console(width=max(120, Console().width))
 
 
 def _proc_cpu_seconds(pid: int) -> float | None:

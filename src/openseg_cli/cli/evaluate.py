@@ -22,6 +22,9 @@ def evaluate(
         "--mask-source",
         help="pred (proposals) | pixel (no proposals) | gt (ground-truth masks): Table 4.",
     ),
+    grounding: bool = typer.Option(
+        False, "--grounding", help="Grounding mIoU: each image's vocabulary is only its ground-truth classes."
+    ),
     size: int | None = typer.Option(
         None, "--size", min=32, help="Fit+pad size (default: the recipe's crop)."
     ),
@@ -38,7 +41,7 @@ def evaluate(
 
     classes = read_class_file(classes_file) if classes_file else None
     out_dir = output_dir(out, "evaluate", name)
-    req = EvalRequest(checkpoint, shards, classes, mask_source, size, batch_size, workers, device)
+    req = EvalRequest(checkpoint, shards, classes, mask_source, size, batch_size, workers, device, grounding)
     with progress_bar("evaluate", None) as advance:
         result = run_evaluation(req, out_dir, progress=advance)
     _print_table(result)

@@ -1,5 +1,8 @@
 """`run_evaluation`: a checkpoint on a semantic val set (shards) → mIoU, per-class IoU, metrics.json.
 
+`mask_source` is the Table 4 ablation (pred | pixel | gt); `grounding` gives grounding mIoU (each image
+scored against only the classes of its ground truth).
+
 Images are evaluated whole: resized to fit `size` and padded (the released model's protocol), and scored
 at that fitted resolution against the equally fitted ground truth (nearest-neighbour labels).
 """
@@ -17,10 +20,11 @@ from openseg_cli.data.shards import read_manifest
 from openseg_cli.engine.checkpoint import load_model
 from openseg_cli.engine.cpu import share_cpu_cores
 from openseg_cli.errors import UsageError
+from openseg_cli.eval.grounding import present_classes, to_global_labels
 from openseg_cli.eval.metrics import SegmentationMetrics
 from openseg_cli.eval.report import write_metrics_json
 from openseg_cli.inference.scoring import label_map
-from openseg_cli.inference.segmenter import MASK_SOURCES, segment_scores
+from openseg_cli.inference.segmenter import MASK_SOURCES, scores_from_output, select_image
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class EvalRequest:
     batch_size: int = 8
     workers: int = 1
     device: str = "cpu"
+    grounding: bool = False  # grounding mIoU: each image's vocabulary is only its ground-truth classes
 
 
 def dataset_classes(shards: str) -> list[list[str]]:
@@ -62,10 +67,7 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
         loader = build_eval_loader(req.shards, batch_size=req.batch_size, crop_size=size, workers=req.workers)
         images_seen = 0
         for batch in loader:
-            scores = _batch_scores(model, batch, class_embeds, class_valid, req)
-            target = batch["semantic"]
-            # label_map resizes in class chunks: bounded memory even for 847 classes at 640².
-            metrics.update(label_map(scores, out_size=tuple(target.shape[-2:])).cpu(), target)
+            metrics.update(_batch_labels(model, batch, class_embeds, class_valid, req), batch["semantic"])
             images_seen += len(batch["keys"])
             if progress:
                 progress(len(batch["keys"]))
@@ -74,6 +76,7 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
         "checkpoint": str(req.checkpoint),
         "shards": str(req.shards),
         "mask_source": req.mask_source,
+        "vocabulary": "ground-truth classes per image (grounding mIoU)" if req.grounding else "all classes",
         "size": size,
         "images": images_seen,
     }
@@ -81,10 +84,29 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
     return {**result, "classes": classes, "images": images_seen}
 
 
-def _batch_scores(model, batch, class_embeds, class_valid, req: EvalRequest) -> torch.Tensor:
+def _batch_labels(model, batch, class_embeds, class_valid, req: EvalRequest) -> torch.Tensor:
+    """Predicted labels [B, S, S] (CPU) at the ground truth's fitted resolution."""
     images = batch["images"].to(req.device)
-    if req.mask_source != "gt":
-        return segment_scores(model, images, class_embeds, class_valid, req.mask_source)
+    target = batch["semantic"]
+    gt = req.mask_source == "gt"
+    output = model(images, return_embed_features=gt)
     counts = [int(c.numel()) for c in batch["segment_classes"]]
-    seg_maps = batch["segment_maps"].to(req.device)
-    return segment_scores(model, images, class_embeds, class_valid, "gt", seg_maps, counts)
+    seg_maps = batch["segment_maps"].to(req.device) if gt else None
+    size = tuple(target.shape[-2:])
+    if not req.grounding:
+        scores = scores_from_output(
+            model, output, class_embeds, class_valid, req.mask_source, seg_maps, counts
+        )
+        return label_map(scores, out_size=size).cpu()  # resized in class chunks: bounded memory for 847
+    labels = torch.full(target.shape, -1, dtype=torch.long)
+    for b in range(images.shape[0]):
+        ids = present_classes(target[b]).to(req.device)
+        if ids.numel() == 0:
+            continue  # an all-ignore image: nothing to score
+        image_maps = seg_maps[b : b + 1] if gt else None
+        scores = scores_from_output(
+            model, select_image(output, b), class_embeds[ids], class_valid[ids], req.mask_source,
+            image_maps, counts[b : b + 1],
+        )  # fmt: skip
+        labels[b] = to_global_labels(label_map(scores, out_size=size)[0], ids).cpu()
+    return labels

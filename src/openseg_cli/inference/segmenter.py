@@ -9,6 +9,8 @@ Mask sources (the Table 4 ablation, METHOD §5):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
@@ -36,6 +38,23 @@ def segment_scores(
     if mask_source not in MASK_SOURCES:
         raise ValueError(f"unknown mask source {mask_source!r} ({' | '.join(MASK_SOURCES)})")
     output = model(images, return_embed_features=mask_source == "gt")
+    return scores_from_output(
+        model, output, class_embeds, class_valid, mask_source, segment_maps, num_segments
+    )
+
+
+def scores_from_output(
+    model,
+    output,
+    class_embeds: Tensor,
+    class_valid: Tensor,
+    mask_source: str = "pred",
+    segment_maps: Tensor | None = None,
+    num_segments: list[int] | None = None,
+) -> Tensor:
+    """`segment_scores` after the forward pass: score one model output against any vocabulary, so a
+    per-image vocabulary (grounding mIoU) needs no second forward. `output` must carry `embed_features`
+    for `mask_source="gt"`."""
     if mask_source == "pixel":
         return pixel_scores(output.pixel_embeds, class_embeds, class_valid, output.logit_scale)
     if mask_source == "pred":
@@ -48,9 +67,24 @@ def segment_scores(
     for b, count in enumerate(num_segments):
         masks = masks_from_segment_map(segment_maps[b], int(count), size).unsqueeze(0)  # [1, M, h, w]
         if count == 0:
-            scores.append(torch.zeros(1, class_embeds.shape[0], *size, device=images.device))
+            scores.append(torch.zeros(1, class_embeds.shape[0], *size, device=output.mask_logits.device))
             continue
         region = model.embed_masks(None, masks, embed_features=output.embed_features[b : b + 1])
         logits = class_logits(region, class_embeds, class_valid, output.logit_scale)
         scores.append(semantic_scores(masks, logits))
     return torch.cat(scores)
+
+
+def select_image(output, index: int):
+    """The `index`-th image of a batched model output, as a batch of one (the scale is shared)."""
+
+    def take(t):
+        return None if t is None else t[index : index + 1]
+
+    return replace(
+        output,
+        mask_logits=take(output.mask_logits),
+        region_embeds=take(output.region_embeds),
+        pixel_embeds=take(output.pixel_embeds),
+        embed_features=take(output.embed_features),
+    )
