@@ -27,12 +27,12 @@ test-all: install
 	$(BIN)/pytest -q -m "" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 format: install
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
 
 # The toy demo, offline: data → shards → nouns → train → evaluate → predict.
 # stanza runs from $(STANZA_DIR) when it holds models; otherwise extract-nouns says so and matches the

@@ -91,7 +91,9 @@ def summarise(
     bulk, single = runs
     speedup = bulk.rate_per_core / single.rate_per_core
     wall_speedup = bulk.rate / single.rate
-    diffs = [i for i, (a, b) in enumerate(zip(outputs["batched"], outputs["per caption"], strict=True)) if a != b]
+    diffs = [
+        i for i, (a, b) in enumerate(zip(outputs["batched"], outputs["per caption"], strict=True)) if a != b
+    ]
     title = f"stanza noun extraction, first {len(captions)} COCO val2017 captions, median of {args.repeats}"
     console.print(results_table(title, runs, "captions", reference=single))
     console.print(targets_table([("speedup", "batched / one call per caption", speedup, SPEEDUP_TARGET)]))
@@ -100,7 +102,9 @@ def summarise(
     if diffs:
         console.print(f"[red]words differ for {len(diffs)} of {len(captions)} captions[/red], e.g.:")
         for i in diffs[:5]:
-            console.print(f"  {captions[i]!r}: batched {outputs['batched'][i]} vs single {outputs['per caption'][i]}")
+            console.print(
+                f"  {captions[i]!r}: batched {outputs['batched'][i]} vs single {outputs['per caption'][i]}"
+            )
     else:
         console.print(f"identical words for all {len(captions)} captions")
     payload = {
