@@ -28,8 +28,14 @@ def pseudo_label(
         None, "--size", min=32, help="Teacher input size (default: its recipe's crop)."
     ),
     device: str = typer.Option("cpu", "--device"),
+    maxcount: int | None = typer.Option(
+        None, "--maxcount", min=1, help="Samples per output shard (at most)."
+    ),
 ) -> None:
-    """Class-agnostic, non-overlapping masks per image; images, captions and words are carried over."""
+    """Class-agnostic, non-overlapping masks per image; images, captions and words are carried over.
+
+    Rerun with the same --out to resume: images in finished shards are not labelled again.
+    """
     from openseg_cli.data.shards import count_samples, list_shards
     from openseg_cli.engine.pseudo_label import PseudoLabelRequest, run_pseudo_labelling
     from openseg_cli.inference.pseudo import PseudoLabelThresholds
@@ -38,7 +44,7 @@ def pseudo_label(
     total = sum(count_samples(url) for url in list_shards(shards))
     thresholds = PseudoLabelThresholds(min_confidence, min_area, max_masks)
     out_dir = output_dir(out, "pseudo-label", name)
-    req = PseudoLabelRequest(teacher, shards, thresholds, size, device, command=sys.argv)
+    req = PseudoLabelRequest(teacher, shards, thresholds, size, device, command=sys.argv, maxcount=maxcount)
     with progress_bar("pseudo-label", total) as advance:
         manifest = run_pseudo_labelling(req, out_dir, progress=advance)
     counts = manifest["counts"]

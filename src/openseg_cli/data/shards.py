@@ -113,11 +113,7 @@ def _start_or_resume(out_dir: Path, prefix: str, params: dict[str, Any], overwri
                 f"{out_dir}: holds {prefix} shards written with other settings {state.get('params')}; "
                 "overwrite them or choose another folder"
             )
-        for rec in state.get("shards", []):  # keep the prefix of records whose tars are intact
-            path = out_dir / rec["name"]
-            if not path.is_file() or path.stat().st_size != rec.get("bytes"):
-                break
-            done.append(rec)
+        done = _intact_prefix(out_dir, state.get("shards", []))
     elif ours and not overwrite:
         raise InputFileError(
             f"{out_dir}: already holds {prefix}-*.tar shards; overwrite them or choose another folder"
@@ -129,6 +125,31 @@ def _start_or_resume(out_dir: Path, prefix: str, params: dict[str, Any], overwri
     for tmp in out_dir.glob(f"{prefix}-*.tar.tmp"):  # left by a killed run
         tmp.unlink()
     return done
+
+
+def _intact_prefix(out_dir: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The leading records whose tars exist with their recorded size (the rest will be rewritten)."""
+    intact = []
+    for rec in records:
+        path = out_dir / rec["name"]
+        if not path.is_file() or path.stat().st_size != rec.get("bytes"):
+            break
+        intact.append(rec)
+    return intact
+
+
+def completed_samples(out_dir: str | Path, source: str, split: str) -> int:
+    """How many leading input samples a rerun of `write_shards` into `out_dir` will only check, not write.
+
+    Lets an expensive producer (the pseudo-label teacher) skip its work for them; 0 when nothing is
+    recorded or the progress file is unreadable (`write_shards` then reports the problem itself).
+    """
+    progress_path = Path(out_dir) / f"{source}-{split}.progress.json"
+    try:
+        state = json.loads(progress_path.read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(rec["count"] for rec in _intact_prefix(Path(out_dir), state.get("shards", [])))
 
 
 def write_shards(

@@ -17,7 +17,7 @@ import torch
 from openseg_cli.data.decode import CorruptSampleError, decode_image
 from openseg_cli.data.loader import iter_samples
 from openseg_cli.data.schema import UNKNOWN_CATEGORY
-from openseg_cli.data.shards import read_manifest, read_nouns_sidecar, write_shards
+from openseg_cli.data.shards import completed_samples, read_manifest, read_nouns_sidecar, write_shards
 from openseg_cli.data.skips import SkipCounter
 from openseg_cli.data.toy import encode_panoptic_png
 from openseg_cli.engine.checkpoint import load_model
@@ -34,6 +34,7 @@ class PseudoLabelRequest:
     size: int | None = None
     device: str = "cpu"
     source: str | None = None  # output shard source tag (default: the input's + "_pseudo")
+    maxcount: int | None = None  # samples per output shard (default: write_shards')
     command: list[str] | None = None
 
 
@@ -46,10 +47,14 @@ def run_pseudo_labelling(
     manifest = read_manifest(req.shards)
     source = req.source or f"{_source_of(manifest)}_pseudo"
     skips = SkipCounter("pseudo-label")
-    samples = _labelled(model, req, size, skips, progress)
+    # On a rerun, samples already in finished output shards are only checked by write_shards: the
+    # teacher does not run on them again.
+    done = completed_samples(out_dir, source, "pseudo")
+    samples = _labelled(model, req, size, skips, progress, done)
+    maxcount = {"maxcount": req.maxcount} if req.maxcount else {}
     return write_shards(
         samples, out_dir, source, "pseudo",
-        categories=[], skipped=skips.reasons, command=req.command,
+        categories=[], skipped=skips.reasons, command=req.command, **maxcount,
         manifest_extra={
             "teacher": str(req.teacher), "thresholds": vars(req.thresholds), "input": str(req.shards)
         },
@@ -61,13 +66,24 @@ def _source_of(manifest: dict) -> str:
     return names[0].split("-", 1)[0] if names else "data"
 
 
-def _labelled(model, req: PseudoLabelRequest, size: int, skips: SkipCounter, progress) -> Iterator[dict]:
+def _labelled(
+    model, req: PseudoLabelRequest, size: int, skips: SkipCounter, progress, done: int = 0
+) -> Iterator[dict]:
+    """Labelled samples in input order; the first `done` (already written) without running the teacher."""
     words_cache: dict[str, dict] = {}
+    position = 0
     for sample in iter_samples(req.shards, skips=skips):
-        try:
+        try:  # decoded even when already done, so a rerun skips exactly the samples the first run skipped
             image = decode_image(sample["image"], f"sample {sample['key']} ({sample['url']})")
         except CorruptSampleError as err:
             skips.count("unreadable image", str(err))
+            continue
+        position += 1
+        if position <= done:
+            if progress:
+                progress(1)
+            yield {"__key__": sample["key"], f"image.{sample['image_ext']}": sample["image"],
+                   "meta.json": sample["meta"]}  # fmt: skip
             continue
         id_map, segments = _teacher_masks(model, image, size, req)
         meta = dict(sample["meta"], segments=[_segment(s) for s in segments], pseudo=True)

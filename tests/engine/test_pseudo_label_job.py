@@ -1,0 +1,81 @@
+"""pseudo-label over shards: every image once, and an interrupted run resumes without re-running the
+teacher on images already in finished output shards, ending byte-identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from openseg_cli.data.coco import coco_paths, write_coco_shards
+from openseg_cli.data.shards import list_shards
+from openseg_cli.data.toy import write_toy_dataset
+from openseg_cli.engine import pseudo_label
+from openseg_cli.engine.pseudo_label import PseudoLabelRequest, run_pseudo_labelling
+from openseg_cli.inference.pseudo import PseudoLabelThresholds
+from tests.engine.helpers import tiny_recipe, write_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pseudo")
+    write_toy_dataset(root / "toy", num_train=10, num_val=0, image_size=64, seed=4)
+    write_coco_shards(coco_paths(root / "toy", "train2017"), root / "in", "train2017", maxcount=4)
+    ckpt = root / "teacher.pt"
+    write_tiny_checkpoint(ckpt, tiny_recipe("data.crop_size=64"))
+    return root, ckpt
+
+
+def _request(root, ckpt) -> PseudoLabelRequest:
+    # output shards of 4 samples; 0 thresholds keep every proposal
+    return PseudoLabelRequest(ckpt, str(root / "in"), PseudoLabelThresholds(0.0, 0.0, 8), maxcount=4)
+
+
+def _count_teacher_calls(monkeypatch) -> list[int]:
+    calls = [0]
+    real = pseudo_label._teacher_masks
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pseudo_label, "_teacher_masks", counting)
+    return calls
+
+
+def test_resume_skips_the_teacher_for_finished_shards(inputs, tmp_path, monkeypatch) -> None:
+    root, ckpt = inputs
+    whole = tmp_path / "whole"
+    manifest = run_pseudo_labelling(_request(root, ckpt), whole)
+    assert manifest["counts"]["written"] == 10
+
+    # An interrupted run: the same output, but its last shard and progress record gone.
+    part = tmp_path / "part"
+    monkeypatch.setattr(pseudo_label, "write_shards", _stop_after_one_shard(pseudo_label.write_shards))
+    with pytest.raises(KeyboardInterrupt):
+        run_pseudo_labelling(_request(root, ckpt), part)
+    monkeypatch.undo()
+    finished = json.loads(next(part.glob("*.progress.json")).read_text())["shards"]
+    assert len(finished) == 1
+
+    calls = _count_teacher_calls(monkeypatch)
+    run_pseudo_labelling(_request(root, ckpt), part)
+    assert calls[0] == 10 - finished[0]["count"]  # the teacher ran only on images not yet written
+    for a, b in zip(list_shards(whole), list_shards(part), strict=True):
+        assert Path(a).read_bytes() == Path(b).read_bytes()
+
+
+def _stop_after_one_shard(write_shards):
+    """write_shards with maxcount 4 whose input stops (Ctrl-C) right after the first shard is full."""
+
+    def interrupted(samples, *args, **kwargs):
+        def until_interrupt():
+            for index, sample in enumerate(samples):
+                if index == 5:
+                    raise KeyboardInterrupt
+                yield sample
+
+        return write_shards(until_interrupt(), *args, **kwargs)
+
+    return interrupted
