@@ -41,3 +41,9 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def text_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Keep the on-disk text-embedding cache out of the user's home (subprocess CLI calls inherit it)."""
+    monkeypatch.setenv("OPENSEG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "openseg-cache"))

@@ -30,6 +30,11 @@ def evaluate(
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     workers: int = typer.Option(1, "--workers", min=0),
+    templates: str | None = typer.Option(
+        None,
+        "--templates",
+        help="Prompt templates: clip80 | vild63 | san14 | a file (one per line). Default: none.",
+    ),
     device: str = typer.Option("cpu", "--device"),
     out: Path | None = typer.Option(None, "--out", help="Report folder (default: runs/evaluate/<name>[N])."),
     name: str = typer.Option("eval", "--name"),
@@ -38,10 +43,14 @@ def evaluate(
     from openseg_cli.engine.evaluate import EvalRequest, run_evaluation
     from openseg_cli.runs import output_dir
     from openseg_cli.text.queries import read_class_file
+    from openseg_cli.text.templates import load_templates
 
     classes = read_class_file(classes_file) if classes_file else None
     out_dir = output_dir(out, "evaluate", name)
-    req = EvalRequest(checkpoint, shards, classes, mask_source, size, batch_size, workers, device, grounding)
+    req = EvalRequest(
+        checkpoint, shards, classes, mask_source, size, batch_size, workers, device, grounding,
+        load_templates(templates) if templates else None,
+    )  # fmt: skip
     with progress_bar("evaluate", None) as advance:
         result = run_evaluation(req, out_dir, progress=advance)
     _print_table(result)

@@ -44,10 +44,16 @@ def predict(
     mask_source: str = typer.Option(
         "pred", "--mask-source", help="pred (mask proposals) | pixel (per-pixel)."
     ),
+    templates: str | None = typer.Option(
+        None,
+        "--templates",
+        help="Prompt templates: clip80 | vild63 | san14 | a file (one per line). Default: none.",
+    ),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
 ) -> None:
     """Writes <image>_overlay.png with a legend, <image>_labels.png and <image>.json (per-query areas)."""
     from openseg_cli.text.queries import parse_queries, read_class_file
+    from openseg_cli.text.templates import load_templates
 
     if (queries is None) == (classes_file is None):
         raise UsageError("give the classes with either -q/--queries or --classes FILE")
@@ -63,7 +69,10 @@ def predict(
     from openseg_cli.runs import output_dir
 
     out_dir = output_dir(out, "predict", name)
-    req = PredictRequest(checkpoint, paths, classes, size, unknown_threshold, mask_source, device)
+    req = PredictRequest(
+        checkpoint, paths, classes, size, unknown_threshold, mask_source, device,
+        load_templates(templates) if templates else None,
+    )  # fmt: skip
     with progress_bar("predict", len(paths)) as advance:
         results = run_prediction(req, out_dir, progress=advance)
     console.print(f"{len(results)} image(s) segmented into {len(classes)} classes → {out_dir}")

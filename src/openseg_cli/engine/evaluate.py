@@ -19,6 +19,7 @@ from openseg_cli.data.loader import build_eval_loader
 from openseg_cli.data.shards import read_manifest
 from openseg_cli.engine.checkpoint import load_model
 from openseg_cli.engine.cpu import share_cpu_cores
+from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import UsageError
 from openseg_cli.eval.grounding import present_classes, to_global_labels
 from openseg_cli.eval.metrics import SegmentationMetrics
@@ -38,6 +39,7 @@ class EvalRequest:
     workers: int = 1
     device: str = "cpu"
     grounding: bool = False  # grounding mIoU: each image's vocabulary is only its ground-truth classes
+    templates: list[str] | None = None  # prompt templates averaged per name (None: the bare name)
 
 
 def dataset_classes(shards: str) -> list[list[str]]:
@@ -62,7 +64,8 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
     model, text_encoder, recipe = load_model(req.checkpoint, req.device)
     size = req.size or recipe.data.crop_size
     with torch.inference_mode():
-        class_embeds, class_valid = (t.to(req.device) for t in text_encoder.encode_classes(classes, None))
+        embeds, valid = class_embeddings(text_encoder, classes, req.templates)  # cached on disk
+        class_embeds, class_valid = embeds.to(req.device), valid.to(req.device)
         metrics = SegmentationMetrics(num_classes=len(classes))
         loader = build_eval_loader(req.shards, batch_size=req.batch_size, crop_size=size, workers=req.workers)
         images_seen = 0
@@ -77,6 +80,7 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
         "shards": str(req.shards),
         "mask_source": req.mask_source,
         "vocabulary": "ground-truth classes per image (grounding mIoU)" if req.grounding else "all classes",
+        "templates": len(req.templates or []) or None,
         "size": size,
         "images": images_seen,
     }

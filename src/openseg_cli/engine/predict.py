@@ -12,6 +12,7 @@ import torch
 from openseg_cli.data.decode import decode_image
 from openseg_cli.data.transforms import fit_size, normalise, pad_to, resize_image
 from openseg_cli.engine.checkpoint import load_model
+from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import InputFileError
 from openseg_cli.inference.outputs import write_prediction
 from openseg_cli.inference.scoring import label_map, normalized_scores, resize_scores
@@ -27,6 +28,7 @@ class PredictRequest:
     unknown_threshold: float | None = None
     mask_source: str = "pred"
     device: str = "cpu"
+    templates: list[str] | None = None  # prompt templates averaged per name (None: the bare name)
 
 
 def read_image_file(path: Path) -> np.ndarray:
@@ -53,7 +55,7 @@ def run_prediction(
     size = req.size or recipe.data.crop_size
     results = []
     with torch.inference_mode():
-        embeds, valid = (t.to(req.device) for t in text_encoder.encode_classes(req.classes, None))
+        embeds, valid = (t.to(req.device) for t in class_embeddings(text_encoder, req.classes, req.templates))
         stems = _unique_stems(req.images)
         for path, stem in zip(req.images, stems, strict=True):
             image = read_image_file(path)

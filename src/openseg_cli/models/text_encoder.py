@@ -91,6 +91,8 @@ class TextEncoder(nn.Module):
         templates = list(templates) if templates else ["{}"]
         if any("{}" not in t for t in templates):
             raise ValueError("every prompt template must contain '{}'")
+        from openseg_cli.text.templates import fill_template  # ViLD's templates also use {article}
+
         if any(len(names) == 0 for names in classes):
             raise ValueError("every class needs at least one name")
         num_syn = max((len(names) for names in classes), default=0)
@@ -99,7 +101,7 @@ class TextEncoder(nn.Module):
         names = [(c, s, name) for c, syns in enumerate(classes) for s, name in enumerate(syns)]
         if not names:
             return embeds, valid
-        texts = [t.format(name) for _, _, name in names for t in templates]
+        texts = [fill_template(t, name) for _, _, name in names for t in templates]
         per_template = self.encode(texts).reshape(len(names), len(templates), -1)
         averaged = F.normalize(per_template.mean(dim=1), dim=-1)  # [num_names, D]
         rows = torch.tensor([c for c, _, _ in names], device=self.device)
