@@ -50,3 +50,15 @@ def write_tiny_checkpoint(path: Path, recipe: Recipe | None = None, seed: int = 
     model, text_encoder = build_model(recipe.model)
     write_slim_checkpoint(path, recipe, combined_state_dict(model, text_encoder))
     return recipe, model.eval(), text_encoder.eval()
+
+
+def write_toy_shards(root: Path, split: str, count: int, maxcount: int, seed: int = 0) -> Path:
+    """`count` 64-px toy images of `split` ("train2017" | "val2017") as shards in `root/shards-<split>`."""
+    from openseg_cli.data.coco import coco_paths, write_coco_shards
+    from openseg_cli.data.toy import write_toy_dataset
+
+    train, val = (count, 0) if split == "train2017" else (0, count)
+    write_toy_dataset(root / "toy", num_train=train, num_val=val, image_size=64, seed=seed)
+    out = root / f"shards-{split}"
+    write_coco_shards(coco_paths(root / "toy", split), out, split, maxcount=maxcount)
+    return out

@@ -7,23 +7,20 @@ import json
 import pytest
 import torch
 
-from openseg_cli.data.coco import coco_paths, write_coco_shards
 from openseg_cli.data.loader import build_eval_loader
-from openseg_cli.data.toy import write_toy_dataset
 from openseg_cli.engine.checkpoint import load_model
 from openseg_cli.engine.evaluate import EvalRequest, _batch_labels, run_evaluation
 from openseg_cli.eval.grounding import present_classes
-from tests.engine.helpers import tiny_recipe, write_tiny_checkpoint
+from tests.engine.helpers import tiny_recipe, write_tiny_checkpoint, write_toy_shards
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
-    write_toy_dataset(root / "toy", num_train=0, num_val=6, image_size=64, seed=2)
-    write_coco_shards(coco_paths(root / "toy", "val2017"), root / "val", "val2017", maxcount=3)
+    shards = write_toy_shards(root, "val2017", count=6, maxcount=3, seed=2)
     ckpt = root / "model.pt"
     write_tiny_checkpoint(ckpt, tiny_recipe("data.crop_size=64"))
-    return root, ckpt
+    return shards, ckpt
 
 
 @pytest.mark.parametrize("mask_source", ["pred", "pixel", "gt"])
@@ -31,10 +28,9 @@ def setup(tmp_path_factory):
 def test_every_image_is_counted_once_and_the_report_is_written(
     setup, tmp_path, mask_source, grounding
 ) -> None:
-    root, ckpt = setup
-    req = EvalRequest(
-        ckpt, str(root / "val"), mask_source=mask_source, batch_size=4, workers=0, grounding=grounding
-    )
+    shards, ckpt = setup
+    options = {"mask_source": mask_source, "batch_size": 4, "workers": 0, "grounding": grounding}
+    req = EvalRequest(ckpt, str(shards), **options)
     result = run_evaluation(req, tmp_path)
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert result["images"] == doc["meta"]["images"] == 6
@@ -44,13 +40,13 @@ def test_every_image_is_counted_once_and_the_report_is_written(
 
 def test_grounding_predicts_only_each_images_own_classes(setup) -> None:
     """With grounding, every predicted label is one of that image's ground-truth classes."""
-    root, ckpt = setup
+    shards, ckpt = setup
     model, text_encoder, _ = load_model(ckpt)
     names = [[n] for n in ("circle", "square", "triangle", "star", "ring", "cross", "grass", "sand", "water")]
     embeds, valid = text_encoder.encode_classes(names, None)
-    req = EvalRequest(ckpt, str(root / "val"), grounding=True)
+    req = EvalRequest(ckpt, str(shards), grounding=True)
     with torch.inference_mode():
-        for batch in build_eval_loader(root / "val", batch_size=3, crop_size=64, workers=0):
+        for batch in build_eval_loader(shards, batch_size=3, crop_size=64, workers=0):
             labels = _batch_labels(model, batch, embeds, valid, req)
             for b in range(labels.shape[0]):
                 allowed = set(present_classes(batch["semantic"][b]).tolist())

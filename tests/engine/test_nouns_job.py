@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from openseg_cli.data.coco import coco_paths, write_coco_shards
 from openseg_cli.data.shards import list_shards, nouns_sidecar_path
-from openseg_cli.data.toy import write_toy_dataset
 from openseg_cli.engine.nouns import extract_nouns_over_shards
+from tests.engine.helpers import write_toy_shards
 
 
 class CountingExtractor:
@@ -27,16 +26,13 @@ class CountingExtractor:
 
 @pytest.fixture()
 def shards(tmp_path):
-    write_toy_dataset(tmp_path / "toy", num_train=9, num_val=0, image_size=64, seed=1)
-    out = tmp_path / "shards"
-    write_coco_shards(coco_paths(tmp_path / "toy", "train2017"), out, "train2017", maxcount=4)
-    return out
+    return write_toy_shards(tmp_path, "train2017", count=9, maxcount=4, seed=1)
 
 
 def test_sidecars_hold_each_captions_words_in_order(shards) -> None:
     extractor = CountingExtractor()
     summary = extract_nouns_over_shards(str(shards), extractor, "noun")
-    captions = json.loads((shards.parent / "toy/annotations/captions_train2017.json").read_text())
+    captions = json.loads((shards.parent / "toy" / "annotations" / "captions_train2017.json").read_text())
     assert summary.images == 9 and summary.shards_done == 3
     assert summary.captions == extractor.captions == len(captions["annotations"])
     by_image: dict[int, list[str]] = {}

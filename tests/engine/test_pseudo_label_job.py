@@ -8,28 +8,25 @@ from pathlib import Path
 
 import pytest
 
-from openseg_cli.data.coco import coco_paths, write_coco_shards
 from openseg_cli.data.shards import list_shards
-from openseg_cli.data.toy import write_toy_dataset
 from openseg_cli.engine import pseudo_label
 from openseg_cli.engine.pseudo_label import PseudoLabelRequest, run_pseudo_labelling
 from openseg_cli.inference.pseudo import PseudoLabelThresholds
-from tests.engine.helpers import tiny_recipe, write_tiny_checkpoint
+from tests.engine.helpers import tiny_recipe, write_tiny_checkpoint, write_toy_shards
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pseudo")
-    write_toy_dataset(root / "toy", num_train=10, num_val=0, image_size=64, seed=4)
-    write_coco_shards(coco_paths(root / "toy", "train2017"), root / "in", "train2017", maxcount=4)
+    shards = write_toy_shards(root, "train2017", count=10, maxcount=4, seed=4)
     ckpt = root / "teacher.pt"
     write_tiny_checkpoint(ckpt, tiny_recipe("data.crop_size=64"))
-    return root, ckpt
+    return shards, ckpt
 
 
-def _request(root, ckpt) -> PseudoLabelRequest:
+def _request(shards, ckpt) -> PseudoLabelRequest:
     # output shards of 4 samples; 0 thresholds keep every proposal
-    return PseudoLabelRequest(ckpt, str(root / "in"), PseudoLabelThresholds(0.0, 0.0, 8), maxcount=4)
+    return PseudoLabelRequest(ckpt, str(shards), PseudoLabelThresholds(0.0, 0.0, 8), maxcount=4)
 
 
 def _count_teacher_calls(monkeypatch) -> list[int]:
@@ -45,22 +42,22 @@ def _count_teacher_calls(monkeypatch) -> list[int]:
 
 
 def test_resume_skips_the_teacher_for_finished_shards(inputs, tmp_path, monkeypatch) -> None:
-    root, ckpt = inputs
+    shards, ckpt = inputs
     whole = tmp_path / "whole"
-    manifest = run_pseudo_labelling(_request(root, ckpt), whole)
+    manifest = run_pseudo_labelling(_request(shards, ckpt), whole)
     assert manifest["counts"]["written"] == 10
 
     # An interrupted run: the same output, but its last shard and progress record gone.
     part = tmp_path / "part"
     monkeypatch.setattr(pseudo_label, "write_shards", _stop_after_one_shard(pseudo_label.write_shards))
     with pytest.raises(KeyboardInterrupt):
-        run_pseudo_labelling(_request(root, ckpt), part)
+        run_pseudo_labelling(_request(shards, ckpt), part)
     monkeypatch.undo()
     finished = json.loads(next(part.glob("*.progress.json")).read_text())["shards"]
     assert len(finished) == 1
 
     calls = _count_teacher_calls(monkeypatch)
-    run_pseudo_labelling(_request(root, ckpt), part)
+    run_pseudo_labelling(_request(shards, ckpt), part)
     assert calls[0] == 10 - finished[0]["count"]  # the teacher ran only on images not yet written
     for a, b in zip(list_shards(whole), list_shards(part), strict=True):
         assert Path(a).read_bytes() == Path(b).read_bytes()

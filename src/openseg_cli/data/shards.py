@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from openseg_cli.atomic import atomic_write_json
 from openseg_cli.data.schema import META_MEMBER, SCHEMA_VERSION, validate_sample
 from openseg_cli.errors import InputFileError
 
@@ -32,13 +33,7 @@ _TAR_BLOCK = 512
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write JSON to a temporary file beside `path`, then `os.replace` it (readers see old or new)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def shard_name(source: str, split: str, index: int) -> str:

@@ -9,11 +9,11 @@ with `torch.load(weights_only=True)`: a checkpoint cannot run code.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
 
+from openseg_cli.atomic import atomic_write
 from openseg_cli.config import Recipe, recipe_from_dict, recipe_to_dict
 from openseg_cli.errors import CheckpointError, InputFileError, RecipeError
 
@@ -104,6 +104,4 @@ def write_slim_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items() if k.startswith(_PREFIXES)},
         "openseg": dict(extra or {}),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda file: torch.save(payload, file))

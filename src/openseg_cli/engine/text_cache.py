@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from openseg_cli.atomic import atomic_write
+
 CACHE_ENV = "OPENSEG_CACHE_DIR"
 
 
@@ -60,8 +62,6 @@ def class_embeddings(
     with torch.inference_mode():
         embeds, valid = text_encoder.encode_classes(classes, templates)
     embeds, valid = embeds.detach().cpu().clone(), valid.detach().cpu().clone()
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"embeds": embeds, "valid": valid, "classes": classes, "templates": templates}, tmp)
-    os.replace(tmp, path)
+    entry = {"embeds": embeds, "valid": valid, "classes": classes, "templates": templates}
+    atomic_write(path, lambda file: torch.save(entry, file))
     return embeds, valid

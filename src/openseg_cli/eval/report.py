@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from openseg_cli.atomic import atomic_write_text
 
 METRICS_SCHEMA = 1
 CONVENTION = (
@@ -80,17 +80,7 @@ def write_metrics_json(path: str | Path, metrics: dict, class_names: Sequence, m
         ],
     }
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(tmp, path)  # readers see the old file or the whole new one, never a half-written one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)
 
 
 def _percent(value: Any) -> str:

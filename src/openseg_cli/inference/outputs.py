@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
 
+from openseg_cli.atomic import atomic_write
 from openseg_cli.inference.visualize import label_png, label_png_encoding, overlay_png
 
 PREDICTION_SCHEMA = 1
@@ -76,23 +75,6 @@ def query_report(labels, scores_or_probs, class_names: Sequence[str | Sequence[s
             }
         )
     return report
-
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call write(file) on a temporary file beside `path`, then `os.replace` it into place.
-
-    The temporary file is removed when `write` raises, so no partial file is ever left at `path`.
-    """
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_prediction(
