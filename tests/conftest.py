@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,17 @@ def stanza_model_dir() -> Path:
     if not (root / "en_pos.pt").is_file():
         pytest.skip(f"stanza models not found at {root}")
     return root
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """A Chromium binary for headless rendering: $OPENSEG_CHROMIUM, else `chromium` or `chromium-browser`
+    on PATH (`.ci/run` installs Debian's package); skips the test when there is none."""
+    for candidate in (os.environ.get("OPENSEG_CHROMIUM"), "chromium", "chromium-browser"):
+        found = shutil.which(candidate) if candidate else None
+        if found:
+            return Path(found)
+    pytest.skip("no chromium binary on PATH (apt-get install chromium) to render the HTML report")
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,16 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; a finished output should get the usual 0666 & ~umask, like open() gives.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call `write(file)` on a binary temporary file beside `path`, fsync it, then move it into place."""
     path = Path(path)
@@ -21,6 +31,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
+            os.fchmod(file.fileno(), _FILE_MODE)
             write(file)
             file.flush()
             os.fsync(file.fileno())
