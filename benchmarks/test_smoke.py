@@ -1,4 +1,4 @@
-"""Smoke test: both benchmarks run end to end on tiny inputs and write their JSON (about 10 s).
+"""Smoke test: the benchmarks run end to end on tiny inputs and write their JSON (about 10 s).
 
 Not part of `make test` (pytest collects tests/ only): `.venv/bin/pytest -q benchmarks/test_smoke.py`.
 The figures of such tiny runs mean nothing; only the keys and the exit codes are checked.
@@ -43,3 +43,14 @@ def test_nouns_benchmark_writes_json_or_skips(tmp_path: Path) -> None:
     assert nouns.main(args) == 0  # 1 would mean batched and per-caption words differ
     figures = json.loads(out.read_text())
     assert figures["identical_words"] and figures["speedup"] > 0
+
+
+def test_predict_benchmark_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "predict.json"
+    tiny = ["model.head_width=16", "model.fpn_dim=16", "model.num_queries=4", "model.decoder_layers=1"]
+    args = ["--clip", "openseg-tiny-rn", "--size", "64", "--classes", "5", "--repeats", "1", "--images", "1"]
+    args += ["--matmul-n", "128", "--json", str(out), *(f"--set={s}" for s in tiny)]
+    assert _load("predict").main(args) == 0
+    figures = json.loads(out.read_text())
+    assert figures["matmul_fraction"] > 0 and figures["text_cache_speedup"] > 0
+    assert figures["forward_gflop"] > 0 and figures["seconds_median"]["predict"] > 0
