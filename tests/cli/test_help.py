@@ -14,7 +14,8 @@ from tests.cli.helpers import assert_ok, run_cli
 # Each command with the options a user looks for first (the README's pipeline uses them).
 COMMAND_OPTIONS = {
     "toy-data": ["--out", "--train", "--val", "--size", "--seed"],
-    "prepare": ["coco"],
+    "prepare": ["coco", "ade150", "ade847", "pc59", "pc459", "voc20"],
+    "prepare pc459": ["--out", "--convention", "--split-file", "--strict"],
     "prepare coco": [
         "--split", "--out", "--source", "--strict", "--maxcount", "--no-captions",
         "--images", "--panoptic-json", "--panoptic-dir", "--captions",

@@ -10,7 +10,8 @@ import typer
 from openseg_cli.cli.console import console, progress_bar
 
 prepare_app = typer.Typer(
-    help="Turn datasets in their standard download layouts into WebDataset shards.", no_args_is_help=True
+    help="Datasets in their download layouts → WebDataset shards, or benchmarks → detectron2 layouts.",
+    no_args_is_help=True,
 )
 
 
@@ -85,4 +86,7 @@ def _report(manifest: dict, out_dir: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from openseg_cli.cli import prepare_benchmarks
+
+    prepare_benchmarks.add_commands(prepare_app)
     app.add_typer(prepare_app, name="prepare")
