@@ -25,7 +25,9 @@ COMMAND_OPTIONS = {
     "evaluate": ["--shards", "--classes", "--mask-source", "--size", "--batch-size", "--out", "--device"],
     "pseudo-label": ["--teacher", "--min-confidence", "--min-area", "--max-masks", "--out", "--size"],
     "predict": ["--queries", "-q", "--classes", "--checkpoint", "-c", "--out", "--unknown-threshold",
-                "--mask-source"],
+                "--mask-source", "--device", "--batch-size", "--background", "--background-file", "--masks",
+                "--max-pixels", "--strict"],
+    "export onnx": ["--out", "--size", "--queries", "-q", "--classes", "--templates", "--opset", "--force"],
 }  # fmt: skip
 
 HEAVY_MODULES = ("torch", "lightning", "open_clip", "stanza", "webdataset", "torchmetrics")

@@ -79,3 +79,13 @@ def test_overlay_grows_taller_for_a_long_legend():
 def test_overlay_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="differ in size"):
         overlay_png(np.zeros((8, 8, 3), np.uint8), np.zeros((4, 4), np.int64), ["a"])
+
+
+def test_legend_rows_name_the_unknown_pixels_as_asked():
+    from openseg_cli.inference.visualize import _legend_rows
+
+    labels = np.array([[0, 0, -1, -1], [0, 1, -1, -1]])
+    rows = _legend_rows(labels, ["cat", "dog"], unknown_name="background / unknown")
+    assert [text for _, text in rows] == ["cat  37.5%", "dog  12.5%", "background / unknown  50.0%"]
+    assert rows[-1][0] == UNKNOWN_COLOR
+    assert [text for _, text in _legend_rows(labels, ["cat", "dog"])][-1] == "unknown  50.0%"

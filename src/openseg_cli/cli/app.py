@@ -13,6 +13,7 @@ import typer
 from openseg_cli import __version__
 from openseg_cli.cli import (
     evaluate,
+    export,
     extract_nouns,
     predict,
     prepare,
@@ -57,6 +58,7 @@ train.register(app)
 evaluate.register(app)
 pseudo_label.register(app)
 predict.register(app)
+export.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +21,7 @@ import torch
 from PIL import Image, ImageOps
 
 from openseg_cli.data.schema import META_MEMBER, PANOPTIC_MEMBER, image_member, normalise_meta
-from openseg_cli.errors import InputFileError
+from openseg_cli.errors import InputFileError, UsageError
 
 
 class CorruptSampleError(InputFileError):
@@ -51,19 +55,39 @@ def parse_meta(data: bytes | Mapping[str, Any], where: str) -> dict[str, Any]:
         raise CorruptSampleError(f"{where}: bad meta.json ({exn})") from None
 
 
-def decode_image(data: bytes, where: str, expect_hw: tuple[int, int] | None = None) -> np.ndarray:
+class ImageTooLargeError(CorruptSampleError):
+    """An image whose pixel count is over the decompression-bomb limit (`decode_image`'s `max_pixels`)."""
+
+
+# Pillow's own guard, read once: `decode_image` never disables it, it only sets it to the caller's limit.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+MAX_PIXELS_ENV = "OPENSEG_MAX_PIXELS"
+_PIL_LIMIT_LOCK = threading.Lock()
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
+def decode_image(
+    data: bytes, where: str, expect_hw: tuple[int, int] | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """Image bytes → uint8 [H, W, 3] RGB, EXIF orientation applied.
 
     When `expect_hw` (the panoptic map's size) is given and only the un-rotated image matches it, the
-    EXIF rotation is not applied: the annotation was drawn on the stored pixels. Unreadable or truncated
-    bytes, or a size matching neither way → CorruptSampleError.
+    EXIF rotation is not applied: the annotation was drawn on the stored pixels. Any mode is turned into
+    RGB by `to_rgb` (grey, palette, 16-bit grey scaled to 8 bits, CMYK, alpha composited on white).
+    Unreadable or truncated bytes, or a size matching neither way → CorruptSampleError. More than
+    `max_pixels` pixels (None: `$OPENSEG_MAX_PIXELS`, else Pillow's `Image.MAX_IMAGE_PIXELS`) →
+    ImageTooLargeError naming the pixel count and the limit, before any pixel is decoded; a limit that
+    is not a positive integer → UsageError.
     """
+    limit = pixel_limit(max_pixels)
     try:
-        raw = Image.open(io.BytesIO(data))
+        raw = _open_within_limit(data, where, limit)
         raw.load()  # PIL decodes lazily: force it so truncation shows up here
         image = ImageOps.exif_transpose(raw) or raw
+    except CorruptSampleError:
+        raise
     except Exception as exn:  # PIL raises many types (OSError, SyntaxError, ValueError...)
-        raise CorruptSampleError(f"{where}: unreadable image ({exn})") from None
+        raise CorruptSampleError(f"{where}: unreadable image ({_one_line(exn)})") from None
     if expect_hw is not None and (image.height, image.width) != expect_hw:
         if (raw.height, raw.width) != expect_hw:
             raise CorruptSampleError(
@@ -71,7 +95,86 @@ def decode_image(data: bytes, where: str, expect_hw: tuple[int, int] | None = No
                 f"but its panoptic map is {expect_hw[1]}x{expect_hw[0]}"
             )
         image = raw
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """A decoded PIL image of any common mode → a writable uint8 [H, W, 3] RGB array.
+
+    - 16-bit grey ("I;16*", and "I" as Pillow reads some 16-bit files): v → round(v · 255 / 65535), so
+      65535 → 255 (Pillow's own convert would clip every value above 255 to white);
+    - alpha ("RGBA", "LA", "PA", palette or grey with a transparent colour): composited on white, the
+      page an image viewer shows transparent pixels on (dropping alpha would reveal whatever colour the
+      encoder left under fully transparent pixels, often black);
+    - "F" (32-bit float): clipped to 0..255; everything else ("L", "P", "1", "CMYK", "YCbCr", "RGB"):
+      Pillow's `convert("RGB")` (it undoes Adobe's inverted CMYK in JPEGs).
+    """
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        wide = np.asarray(image).astype(np.int64).clip(0, 65535)
+        grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # integer round-half-up
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "F":
+        grey = np.rint(np.asarray(image, dtype=np.float64).clip(0, 255)).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.array(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
     return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy for torch.from_numpy
+
+
+def _open_within_limit(data: bytes, where: str, limit: int) -> Image.Image:
+    """`Image.open` (header only) with Pillow's bomb guard set to `limit`, then our own exact check.
+
+    Pillow warns between the limit and twice it and raises above twice it; both become one
+    ImageTooLargeError line here. The guard is a Pillow global, so it is set under a lock and restored.
+    """
+    with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked exactly below
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exn:
+            found = _BOMB_PIXELS.search(str(exn))
+            raise _too_large(where, int(found.group(1)) if found else None, limit) from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    if image.width * image.height > limit:
+        raise _too_large(where, image.width * image.height, limit, f"{image.width}x{image.height}, ")
+    return image
+
+
+def pixel_limit(max_pixels: int | None = None) -> int:
+    """The decompression-bomb limit in pixels: `max_pixels`, else `$OPENSEG_MAX_PIXELS`, else Pillow's.
+
+    Raises UsageError for a limit that is not a positive integer (there is no "no limit" value: a
+    trusted huge image needs an explicit, large number).
+    """
+    value: object = max_pixels
+    if value is None:
+        value = os.environ.get(MAX_PIXELS_ENV) or Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS
+    try:
+        limit = int(str(value).replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise UsageError(f"the pixel limit must be a positive whole number, not {value!r} ({MAX_PIXELS_ENV})")
+    return limit
+
+
+def _too_large(where: str, pixels: int | None, limit: int, size: str = "") -> ImageTooLargeError:
+    count = f"{pixels:,}" if pixels is not None else f"over {2 * limit:,}"
+    return ImageTooLargeError(
+        f"{where}: image too large ({size}{count} pixels, limit {limit:,}; a decompression-bomb guard: "
+        "raise it with --max-pixels or OPENSEG_MAX_PIXELS if the file is trusted)"
+    )
+
+
+def _one_line(exn: Exception) -> str:
+    lines = [line.strip() for line in str(exn).splitlines() if line.strip()]
+    return lines[0] if lines else type(exn).__name__
 
 
 def decode_panoptic(data: bytes, where: str) -> np.ndarray:

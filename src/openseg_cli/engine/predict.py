@@ -1,22 +1,37 @@
-"""`run_prediction`: a checkpoint + images + free-text queries → overlay, label PNG and JSON per image."""
+"""`run_prediction`: a checkpoint + images + free-text queries → overlay, label PNG and JSON per image.
+
+Two layers, so that any segmenter can be plugged in:
+- `predict_images(scores_fn, images, out_dir, job)` does the per-image work (read, fit + pad, batch,
+  score, undo the geometry, label, write, count skips). `scores_fn` maps CLIP-normalised pixels
+  float [B, 3, S, S] (on `job.device`) to class scores [B, C, h, w] ≥ 0, C = queries then background
+  classes, in that order; `segment_scores` of a trained OpenSeg model is one such function.
+- `run_prediction(req)` builds that function from an openseg checkpoint and calls `predict_images`.
+  Another segmenter (e.g. a zero-shot CLIP) does the same with its own scores function:
+  `resolve_device`, `vocabulary_embeddings(its text encoder, req, device)`, `request_job`, then
+  `predict_images`.
+
+Unreadable images (corrupt, truncated, not an image, over the pixel limit) are skipped and counted in
+the returned summary; `strict=True` makes the first one an error, and a run where no image could be read
+is always an error.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from openseg_cli.data.decode import decode_image
+from openseg_cli.data.images import read_image_file
 from openseg_cli.data.transforms import fit_size, normalise, pad_to, resize_image
-from openseg_cli.engine.checkpoint import load_model
-from openseg_cli.engine.text_cache import class_embeddings
-from openseg_cli.errors import InputFileError
+from openseg_cli.errors import InputFileError, UsageError
 from openseg_cli.inference.outputs import write_prediction
 from openseg_cli.inference.scoring import label_map, normalized_scores, resize_scores
-from openseg_cli.inference.segmenter import segment_scores
+
+ScoresFn = Callable[[Tensor], Tensor]  # pixels [B, 3, S, S] → class scores [B, C, h, w] (≥ 0)
 
 
 @dataclass(frozen=True)
@@ -29,15 +44,42 @@ class PredictRequest:
     mask_source: str = "pred"
     device: str = "cpu"
     templates: list[str] | None = None  # prompt templates averaged per name (None: the bare name)
+    batch_size: int = 4
+    background: list[list[str]] = field(default_factory=list)  # scored, but drawn/labelled as unknown
+    masks: str = "none"  # none | png | rle (see inference/outputs.py)
+    max_pixels: int | None = None  # None: $OPENSEG_MAX_PIXELS, else Pillow's limit
+    strict: bool = False  # an unreadable image is an error instead of a counted skip
 
 
-def read_image_file(path: Path) -> np.ndarray:
-    """uint8 [H, W, 3] RGB with EXIF orientation applied; InputFileError for missing/unreadable files."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read image ({err.strerror or err})") from None
-    return decode_image(data, str(path))
+@dataclass(frozen=True)
+class PredictJob:
+    """What `predict_images` needs besides the scores function (all independent of the segmenter)."""
+
+    classes: list[list[str]]
+    size: int  # images are fitted into size × size and padded bottom/right
+    device: torch.device
+    background: list[list[str]] = field(default_factory=list)
+    unknown_threshold: float | None = None
+    batch_size: int = 4
+    masks: str = "none"
+    max_pixels: int | None = None
+    strict: bool = False
+    meta: dict = field(default_factory=dict)  # copied into every JSON's "meta"
+
+
+@dataclass
+class PredictSummary:
+    results: list[dict]  # per written image: {"image": path, "files": {kind: path}}
+    skipped: list[tuple[str, str]]  # per unreadable image: (path, one-line reason)
+
+
+@dataclass
+class _Item:
+    path: Path
+    stem: str
+    image: np.ndarray  # uint8 [H, W, 3], as displayed
+    pixels: Tensor  # float [3, S, S]
+    fitted: tuple[int, int]
 
 
 def fit_and_pad(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -49,41 +91,181 @@ def fit_and_pad(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[int, 
 
 def run_prediction(
     req: PredictRequest, out_dir: Path, progress: Callable[[int], None] | None = None
-) -> list[dict]:
-    """Segment every image with the queries; returns one summary dict per image (paths + per-query areas)."""
-    model, text_encoder, recipe = load_model(req.checkpoint, req.device)
-    size = req.size or recipe.data.crop_size
-    results = []
+) -> PredictSummary:
+    """Segment every image with the queries of `req` using an openseg checkpoint (see module doc)."""
+    from openseg_cli.engine.checkpoint import load_model
+    from openseg_cli.inference.segmenter import segment_scores
+
+    device = resolve_device(req.device)
+    model, text_encoder, recipe = load_model(req.checkpoint, device)
+    embeds, valid = vocabulary_embeddings(text_encoder, req, device)
+
+    def scores_fn(pixels: Tensor) -> Tensor:
+        return segment_scores(model, pixels, embeds, valid, req.mask_source)
+
+    meta = {"checkpoint": str(req.checkpoint), "mask_source": req.mask_source}
+    job = request_job(req, req.size or recipe.data.crop_size, device, meta)
+    return predict_images(scores_fn, req.images, out_dir, job, progress)
+
+
+def vocabulary_embeddings(text_encoder, req: PredictRequest, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(embeds [C, S, D], valid [C, S]) on `device` for C = the queries then the background classes,
+    through the on-disk text cache; UsageError first for a name longer than the tower's context."""
+    from openseg_cli.engine.text_cache import class_embeddings
+
+    vocabulary = [*req.classes, *req.background]
+    check_token_lengths(text_encoder.tokenizer, vocabulary, req.templates)
+    embeds, valid = class_embeddings(text_encoder, vocabulary, req.templates)
+    return embeds.to(device), valid.to(device)
+
+
+def request_job(req: PredictRequest, size: int, device: torch.device, meta: dict) -> PredictJob:
+    """The segmenter-independent part of a request, for `predict_images`."""
+    return PredictJob(
+        classes=req.classes, size=size, device=device, background=req.background,
+        unknown_threshold=req.unknown_threshold, batch_size=req.batch_size, masks=req.masks,
+        max_pixels=req.max_pixels, strict=req.strict, meta=meta,
+    )  # fmt: skip
+
+
+def predict_images(
+    scores_fn: ScoresFn,
+    images: Sequence[Path],
+    out_dir: Path,
+    job: PredictJob,
+    progress: Callable[[int], None] | None = None,
+) -> PredictSummary:
+    """Score `images` in batches of `job.batch_size` with `scores_fn` and write each one's files.
+
+    scores_fn gets float [B, 3, S, S] on `job.device` (S = job.size) and must return [B, C, h, w] with
+    C = len(job.classes) + len(job.background); it runs under `torch.inference_mode`. Results do not
+    depend on the batch size (every image is padded to the same S × S canvas). Raises InputFileError
+    for the first unreadable image when `job.strict`, and when no image at all could be read.
+    """
+    summary = PredictSummary([], [])
+    num_classes = len(job.classes) + len(job.background)
     with torch.inference_mode():
-        embeds, valid = (t.to(req.device) for t in class_embeddings(text_encoder, req.classes, req.templates))
-        stems = _unique_stems(req.images)
-        for path, stem in zip(req.images, stems, strict=True):
-            image = read_image_file(path)
-            pixels, fitted = fit_and_pad(image, size)
-            scores = segment_scores(model, pixels[None].to(req.device), embeds, valid, req.mask_source)
-            height, width = image.shape[:2]
-            geometry = {"out_size": (size, size), "valid_size": fitted, "image_size": (height, width)}
-            labels = label_map(scores, unknown_threshold=req.unknown_threshold, **geometry)[0]
-            probs = normalized_scores(resize_scores(scores, **geometry))[0]
-            meta = {
-                "source": str(path),
-                "checkpoint": str(req.checkpoint),
-                "size": size,
-                "unknown_threshold": req.unknown_threshold,
-            }
-            paths = write_prediction(out_dir, stem, image, labels, probs, req.classes, meta=meta)
-            results.append({"image": str(path), "files": {k: str(v) for k, v in paths.items()}})
+        for batch in _batches(images, job, summary, progress):
+            pixels = torch.stack([item.pixels for item in batch]).to(job.device)
+            scores = scores_fn(pixels)
+            if scores.ndim != 4 or tuple(scores.shape[:2]) != (len(batch), num_classes):
+                raise ValueError(f"scores_fn returned {tuple(scores.shape)}, expected [{len(batch)}, "
+                                 f"{num_classes}, h, w]")  # fmt: skip
+            for index, item in enumerate(batch):
+                summary.results.append(_write_one(item, scores[index : index + 1], out_dir, job))
+                if progress:
+                    progress(1)
+    if summary.skipped and not summary.results:
+        _, reason = summary.skipped[0]
+        many = f"none of the {len(summary.skipped)} images could be read; first: " if len(images) > 1 else ""
+        raise InputFileError(f"{many}{reason}")
+    return summary
+
+
+def _batches(
+    images: Sequence[Path], job: PredictJob, summary: PredictSummary, progress
+) -> Iterator[list[_Item]]:
+    """Readable images fitted and padded, in groups of `job.batch_size`; unreadable ones are recorded
+    in `summary.skipped` (or raised when `job.strict`)."""
+    batch: list[_Item] = []
+    for path, stem in zip(images, _unique_stems(images), strict=True):
+        try:
+            image = read_image_file(path, job.max_pixels)
+        except InputFileError as err:
+            if job.strict:
+                raise
+            summary.skipped.append((str(path), str(err)))
             if progress:
                 progress(1)
-    return results
+            continue
+        pixels, fitted = fit_and_pad(image, job.size)
+        batch.append(_Item(Path(path), stem, image, pixels, fitted))
+        if len(batch) == job.batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-def _unique_stems(paths: list[Path]) -> list[str]:
+def _write_one(item: _Item, scores: Tensor, out_dir: Path, job: PredictJob) -> dict:
+    """scores [1, C, h, w] of one image → its files; returns {"image", "files"}."""
+    height, width = item.image.shape[:2]
+    geometry = {"out_size": (job.size, job.size), "valid_size": item.fitted, "image_size": (height, width)}
+    labels = label_map(scores, unknown_threshold=job.unknown_threshold, **geometry)[0]
+    probs = normalized_scores(resize_scores(scores, **geometry))[0]
+    meta = {
+        "source": str(item.path),
+        **job.meta,
+        "size": job.size,
+        "unknown_threshold": job.unknown_threshold,
+        "device": str(job.device),
+    }
+    paths = write_prediction(
+        out_dir, item.stem, item.image, labels, probs, job.classes, meta=meta,
+        background=job.background, masks=job.masks,
+    )  # fmt: skip
+    return {"image": str(item.path), "files": {k: str(v) for k, v in paths.items()}}
+
+
+def _unique_stems(paths: Sequence[Path]) -> list[str]:
     """Output stems from file names; `a.jpg` and `a.png` (or two folders' `a.jpg`) get `a`, `a-2`."""
     seen: dict[str, int] = {}
     stems = []
     for path in paths:
-        stem = path.stem or "image"
+        stem = Path(path).stem or "image"
         seen[stem] = seen.get(stem, 0) + 1
         stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
     return stems
+
+
+def available_devices() -> list[str]:
+    """The torch devices this process can use: cpu, then cuda:0..n-1, then mps."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """`name` as a torch.device, checked to exist here; UsageError naming the available devices."""
+    available = available_devices()
+    hint = f"available here: {', '.join(available)}"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {str(name)!r} is not a torch device ({hint})") from None
+    if device.type == "cpu":
+        return device
+    index = 0 if device.index is None else device.index
+    wanted = "mps" if device.type == "mps" else f"{device.type}:{index}"
+    if wanted not in available:
+        raise UsageError(f"device {str(name)!r} is not available ({hint})")
+    return device
+
+
+def check_token_lengths(tokenizer, classes: Sequence[Sequence[str]], templates: Sequence[str] | None) -> None:
+    """UsageError for a class name that, filled into any template, is longer than the text tower reads.
+
+    open_clip's tokenizer cuts a text at its context length (77 for CLIP, start and end tokens
+    included) without a word, so an over-long query would silently be scored by its first words only.
+    Exact for tokenizers with `encode` (open_clip's SimpleTokenizer); others are not checked.
+    """
+    from openseg_cli.text.templates import fill_template
+
+    context, encode = getattr(tokenizer, "context_length", None), getattr(tokenizer, "encode", None)
+    if not isinstance(context, int) or not callable(encode):
+        return
+    limit = context - 2  # the start and end tokens take two slots
+    for names in classes:
+        for name in names:
+            for template in templates or ["{}"]:
+                count = len(encode(fill_template(template, name)))
+                if count > limit:
+                    where = f" in template {template!r}" if templates else ""
+                    raise UsageError(
+                        f"query {name!r} is {count} tokens long{where}, but the text tower reads at most "
+                        f"{limit} (context {context} with start/end) and would cut it; shorten it"
+                    )

@@ -54,8 +54,10 @@ def _as_numpy(array) -> np.ndarray:
     return array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
 
 
-def _legend_rows(labels: np.ndarray, class_names: Sequence) -> list[tuple[tuple[int, int, int], str]]:
-    """(colour, text) for each present class by decreasing area, then "unknown" when any pixel is -1."""
+def _legend_rows(
+    labels: np.ndarray, class_names: Sequence, unknown_name: str = "unknown"
+) -> list[tuple[tuple[int, int, int], str]]:
+    """(colour, text) for each present class by decreasing area, then `unknown_name` when any pixel is -1."""
     total = labels.size
     counts = np.bincount(labels[labels >= 0].ravel(), minlength=len(class_names))
     colours = palette(len(class_names))
@@ -69,7 +71,7 @@ def _legend_rows(labels: np.ndarray, class_names: Sequence) -> list[tuple[tuple[
         rows.append((tuple(int(v) for v in colours[index]), f"{name}  {100 * counts[index] / total:.1f}%"))
     unknown = int((labels < 0).sum())
     if unknown:
-        rows.append((UNKNOWN_COLOR, f"unknown  {100 * unknown / total:.1f}%"))
+        rows.append((UNKNOWN_COLOR, f"{unknown_name}  {100 * unknown / total:.1f}%"))
     return rows
 
 
@@ -80,14 +82,17 @@ def _check_labels(labels: np.ndarray, num_classes: int) -> None:
         raise ValueError(f"labels must be in [-1, {num_classes - 1}], got [{labels.min()}, {labels.max()}]")
 
 
-def overlay_png(image, labels, class_names: Sequence, alpha: float = 0.5) -> Image.Image:
+def overlay_png(
+    image, labels, class_names: Sequence, alpha: float = 0.5, unknown_name: str = "unknown"
+) -> Image.Image:
     """The image with class colours blended in and a legend panel on its right.
 
     image uint8 [H, W, 3]; labels [H, W] ints in [-1, C) (-1 = unknown, numpy or torch); class_names C
     names or synonym lists. Pixel colour = (1 - alpha)·image + alpha·palette[label]. The legend (colour
-    swatch, name, area % of the image) lists only classes present, largest first, plus "unknown" when
-    any pixel is unknown; the canvas grows taller when the legend needs it. Text uses Pillow's built-in
-    font (no font file needed). Raises ValueError for mismatched shapes, dtype or label range.
+    swatch, name, area % of the image) lists only classes present, largest first, plus `unknown_name`
+    when any pixel is unknown (predict passes "background / unknown" when background classes were
+    given); the canvas grows taller when the legend needs it. Text uses Pillow's built-in font (no font
+    file needed). Raises ValueError for mismatched shapes, dtype or label range.
     """
     image = _as_numpy(image)
     labels = _as_numpy(labels).astype(np.int64)
@@ -100,7 +105,7 @@ def overlay_png(image, labels, class_names: Sequence, alpha: float = 0.5) -> Ima
     colour_map = colours[np.where(labels < 0, len(class_names), labels)]  # -1 → the unknown row
     blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colour_map.astype(np.float32)
     picture = Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
-    return _add_legend(picture, _legend_rows(labels, class_names))
+    return _add_legend(picture, _legend_rows(labels, class_names, unknown_name))
 
 
 def _add_legend(picture: Image.Image, rows: list[tuple[tuple[int, int, int], str]]) -> Image.Image:
