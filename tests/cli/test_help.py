@@ -14,13 +14,18 @@ from tests.cli.helpers import assert_ok, run_cli
 # Each command with the options a user looks for first (the README's pipeline uses them).
 COMMAND_OPTIONS = {
     "toy-data": ["--out", "--train", "--val", "--size", "--seed"],
-    "prepare": ["coco", "ade150", "ade847", "pc59", "pc459", "voc20"],
+    "prepare": ["coco", "narratives", "coco-json", "folder", "ade150", "ade847", "pc59", "pc459", "voc20"],
     "prepare pc459": ["--out", "--convention", "--split-file", "--strict"],
     "prepare coco": [
         "--split", "--out", "--source", "--strict", "--maxcount", "--no-captions",
-        "--images", "--panoptic-json", "--panoptic-dir", "--captions",
+        "--images", "--panoptic-json", "--panoptic-dir", "--captions", "--maxsize",
     ],
-    "extract-nouns": ["--filter", "--model-dir", "--offline", "--fallback-lexicon", "--force"],
+    "prepare narratives": ["--images", "--exclude-ade20k", "--split", "--out", "--strict", "--maxcount",
+                           "--maxsize"],
+    "prepare folder": ["--captions", "--split", "--out", "--strict", "--maxcount", "--maxsize"],
+    "prepare coco-json": ["--images", "--captions", "--split", "--out", "--strict", "--maxsize"],
+    "extract-nouns": ["--filter", "--model-dir", "--offline", "--fallback-lexicon", "--force", "--workers",
+                      "--out", "--strict", "--gold-eval"],
     "train": ["--set", "--name", "--out", "--resume", "--devices", "--num-nodes", "--max-steps"],
     "evaluate": ["--shards", "--classes", "--mask-source", "--size", "--batch-size", "--out", "--device"],
     "pseudo-label": ["--teacher", "--min-confidence", "--min-area", "--max-masks", "--out", "--size"],

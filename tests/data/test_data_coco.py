@@ -17,6 +17,7 @@ from openseg_cli.data.coco import (
     clean_class_name,
     coco_paths,
     load_json,
+    write_coco_shards,
 )
 from openseg_cli.data.decode import class_lookup, decode_sample
 from openseg_cli.errors import InputFileError
@@ -163,3 +164,133 @@ def test_missing_parts_and_unknown_category(toy_root: Path, tmp_path: Path) -> N
     path.write_text(json.dumps(pan))
     with pytest.raises(InputFileError, match=r"category id\(s\) \[999\]"):
         list(CocoPanopticReader(coco_paths(root, "val2017")))
+
+
+# --- PNG ↔ segments_info mismatches, caption counting, the full val2017 caption join ---------------
+
+
+def _copy_panopticapi(panopticapi: CocoPanopticPaths, tmp_path: Path) -> tuple[CocoPanopticPaths, dict]:
+    """A writable copy of the real sample (JSON files only; images and PNGs read in place)."""
+    pan = json.loads(panopticapi.panoptic_json.read_text())
+    caps = json.loads(panopticapi.captions_json.read_text())
+    paths = CocoPanopticPaths(
+        panopticapi.images_dir, tmp_path / "pan.json", panopticapi.panoptic_dir, tmp_path / "caps.json"
+    )
+    return paths, {"pan": pan, "caps": caps}
+
+
+def _save(paths: CocoPanopticPaths, data: dict) -> None:
+    paths.panoptic_json.write_text(json.dumps(data["pan"]))
+    paths.captions_json.write_text(json.dumps(data["caps"]))
+
+
+def test_png_id_without_segments_info_is_counted_and_void(
+    panopticapi: CocoPanopticPaths, tmp_path: Path
+) -> None:
+    paths, data = _copy_panopticapi(panopticapi, tmp_path)
+    removed = data["pan"]["annotations"][0]["segments_info"].pop(3)  # still painted in the PNG
+    _save(paths, data)
+    reader = CocoPanopticReader(paths)
+    samples = list(reader)
+    assert len(samples) == 2 and reader.skipped == {}
+    ids = [s["id"] for s in samples[0]["meta.json"]["segments"]]
+    assert len(ids) == 17 and removed["id"] not in ids
+    extra = reader.manifest_extra()
+    assert extra["png_ids_without_segments_info"]["count"] == 1
+    assert (
+        f"id {removed['id']}"
+        in extra["png_ids_without_segments_info"]["examples"]["png id without segments_info (read as void)"][
+            0
+        ]
+    )
+    assert extra["segments"] == {"seen": 17 + 32, "used": 49, "skipped": {}, "examples": {}}
+    d = decode_sample(samples[0], class_lookup(reader.categories))
+    assert int((d.semantic >= 0).sum()) == sum(s["area"] for s in samples[0]["meta.json"]["segments"])
+    with pytest.raises(InputFileError, match=rf"id {removed['id']}: png id without segments_info"):
+        list(CocoPanopticReader(paths, strict=True))
+
+
+def test_segments_info_id_absent_from_png_is_dropped_and_counted(
+    panopticapi: CocoPanopticPaths, tmp_path: Path
+) -> None:
+    paths, data = _copy_panopticapi(panopticapi, tmp_path)
+    ghost = {"id": 4_000_000, "category_id": 1, "iscrowd": 0, "area": 10, "bbox": [0, 0, 2, 5]}
+    data["pan"]["annotations"][1]["segments_info"].append(ghost)
+    _save(paths, data)
+    reader = CocoPanopticReader(paths)
+    samples = list(reader)
+    assert [len(s["meta.json"]["segments"]) for s in samples] == [18, 32]  # the ghost is gone
+    extra = reader.manifest_extra()
+    assert extra["segments"]["seen"] == 18 + 33 and extra["segments"]["used"] == 50
+    assert extra["segments"]["skipped"] == {"segments_info id absent from png (dropped)": 1}
+    assert extra["png_ids_without_segments_info"]["count"] == 0
+    with pytest.raises(InputFileError, match="id 4000000: segments_info id absent from png"):
+        list(CocoPanopticReader(paths, strict=True))
+
+
+def test_captions_for_unlisted_images_and_empty_captions_are_counted(
+    panopticapi: CocoPanopticPaths, tmp_path: Path
+) -> None:
+    paths, data = _copy_panopticapi(panopticapi, tmp_path)
+    anns = data["caps"]["annotations"]
+    anns.append({"image_id": 123, "id": 1, "caption": "A caption of an image that is not listed."})
+    anns.append({"image_id": 142238, "id": 2, "caption": "  \n"})
+    _save(paths, data)
+    reader = CocoPanopticReader(paths)
+    assert [len(s["meta.json"]["captions"]) for s in reader] == [5, 5]
+    assert reader.manifest_extra()["captions"] == {
+        "seen": 12, "used": 10,
+        "skipped": {"caption for an image not in the JSON": 1, "empty caption": 1},
+        "examples": {
+            "caption for an image not in the JSON": [f"{paths.captions_json}: annotations[10] (image 123)"],
+            "empty caption": [f"{paths.captions_json}: annotations[11] (image 142238)"],
+        },
+    }  # fmt: skip
+    with pytest.raises(InputFileError, match=r"annotations\[10\] \(image 123\): caption for an image not in"):
+        CocoPanopticReader(paths, strict=True)
+
+
+def test_unreadable_png_is_a_counted_skip(panopticapi: CocoPanopticPaths, tmp_path: Path) -> None:
+    pngs = tmp_path / "pngs"
+    shutil.copytree(panopticapi.panoptic_dir, pngs)
+    (pngs / "000000142238.png").write_bytes(b"not a png")
+    paths = CocoPanopticPaths(panopticapi.images_dir, panopticapi.panoptic_json, pngs, None)
+    reader = CocoPanopticReader(paths)
+    assert [s["__key__"] for s in reader] == ["000000439180"]
+    assert reader.skipped == {"unreadable panoptic png": 1}
+
+
+def test_full_val2017_caption_join(shared_data: Path, tmp_path: Path) -> None:
+    """All 25,014 real val2017 captions through the reader and the shards: each lands with its image id,
+    in file order, and the counts equal the JSON's (5,000 images). Images and PNGs are hard links to one
+    tiny pair: only the join is under test."""
+    from openseg_cli.data.loader import iter_samples
+    from openseg_cli.data.shards import read_manifest
+    from openseg_cli.data.toy import encode_panoptic_png
+
+    caps_path = shared_data / "coco-captions-val2017" / "captions_val2017.json"
+    caps = json.loads(caps_path.read_text())
+    expected: dict[int, list[str]] = {}
+    for ann in caps["annotations"]:
+        expected.setdefault(ann["image_id"], []).append(" ".join(ann["caption"].split()))
+    images, pngs = tmp_path / "val2017", tmp_path / "panoptic_val2017"
+    images.mkdir(), pngs.mkdir()
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(tmp_path / "one.jpg")
+    (tmp_path / "one.png").write_bytes(encode_panoptic_png(np.ones((4, 4), dtype=np.int64)))
+    listed, annotations = [], []
+    for im in caps["images"]:
+        (images / im["file_name"]).hardlink_to(tmp_path / "one.jpg")
+        png = im["file_name"].replace(".jpg", ".png")
+        (pngs / png).hardlink_to(tmp_path / "one.png")
+        listed.append({"id": im["id"], "file_name": im["file_name"], "width": 4, "height": 4})
+        segment = {"id": 1, "category_id": 1, "iscrowd": 0, "area": 16, "bbox": [0, 0, 4, 4]}
+        annotations.append({"image_id": im["id"], "file_name": png, "segments_info": [segment]})
+    pan = {"images": listed, "annotations": annotations, "categories": [{"id": 1, "name": "thing"}]}
+    (tmp_path / "pan.json").write_text(json.dumps(pan))
+    paths = CocoPanopticPaths(images, tmp_path / "pan.json", pngs, caps_path)
+    write_coco_shards(paths, tmp_path / "shards", "val2017", maxcount=2000)
+    manifest = read_manifest(tmp_path / "shards")
+    assert manifest["counts"] == {"seen": 5000, "written": 5000, "skipped": {}, "skipped_total": 0}
+    assert manifest["captions"]["seen"] == manifest["captions"]["used"] == 25_014 == len(caps["annotations"])
+    got = {s["meta"]["image_id"]: s["meta"]["captions"] for s in iter_samples(tmp_path / "shards")}
+    assert got == expected and sum(map(len, got.values())) == 25_014

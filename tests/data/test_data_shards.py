@@ -53,7 +53,7 @@ def test_sizes_and_manifest(toy_shards: dict[str, Path]) -> None:
         assert count_samples(folder / name) == n
     manifest = read_manifest(folder)
     assert manifest["schema"] == 1 and (manifest["source"], manifest["split"]) == ("toy", "val2017")
-    assert manifest["counts"] == {"written": 10, "skipped": {}, "skipped_total": 0}
+    assert manifest["counts"] == {"seen": 10, "written": 10, "skipped": {}, "skipped_total": 0}
     assert manifest["images_listed"] == 10
     assert [c["name"] for c in manifest["categories"]][:2] == ["circle", "square"]
     assert any(k.endswith("panoptic_val2017.json") and v > 0 for k, v in manifest["source_files"].items())
@@ -146,3 +146,44 @@ def test_nouns_sidecar_round_trip(tmp_path: Path) -> None:
     path.write_text("{")
     with pytest.raises(InputFileError, match="malformed nouns sidecar"):
         read_nouns_sidecar(tar)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("300000000", 300_000_000), ("500MB", 500_000_000), ("512MiB", 512 * 2**20), ("1.5G", 1_500_000_000),
+     ("2 GiB", 2 * 2**30), ("10k", 10_000), ("64", 64)],
+)  # fmt: skip
+def test_parse_size(text: str, size: int) -> None:
+    from openseg_cli.data.prepare_io import parse_size
+
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["lots", "5ib", "-3MB", "1.2.3G", ""])
+def test_parse_size_refuses(text: str) -> None:
+    from openseg_cli.data.prepare_io import parse_size
+
+    with pytest.raises(ValueError, match="bad size"):
+        parse_size(text)
+
+
+def test_default_shard_bounds() -> None:
+    """Shards are bounded by bytes (several hundred MB); the count bound only guards tiny samples."""
+    from openseg_cli.data.shards import DEFAULT_MAXCOUNT, DEFAULT_MAXSIZE
+
+    assert DEFAULT_MAXSIZE == 512 * 2**20
+    assert DEFAULT_MAXSIZE / DEFAULT_MAXCOUNT < 10_000  # any sample over 10 kB: the byte bound binds
+
+
+def test_big_shard_writer_keeps_no_member_list(tmp_path: Path) -> None:
+    """10k tiny samples in one shard: all written and readable, and the tar writer holds no TarInfo list."""
+    from openseg_cli.data.shards import _TarShardWriter
+
+    records: list[dict] = []
+    writer = _TarShardWriter(tmp_path, "x-train", 0, 100_000, 2**30, records.append)
+    meta = {"source": "x", "image_id": 1, "file_name": "a.jpg", "width": 1, "height": 1, "captions": []}
+    for i in range(10_000):
+        writer.write({"__key__": f"k{i:05d}", "image.jpg": b"x", "meta.json": meta})
+        assert writer.tar is not None and not writer.tar.members
+    writer.finish()
+    assert records[0]["count"] == 10_000 and count_samples(tmp_path / "x-train-000000.tar") == 10_000

@@ -8,6 +8,7 @@ Only the JSON files are loaded whole; image and PNG bytes are read per sample an
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections import Counter
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from openseg_cli.data.caption_join import SkipTally
 from openseg_cli.data.schema import SCHEMA_VERSION, make_key
 from openseg_cli.errors import InputFileError
 
@@ -103,29 +105,68 @@ def build_categories(raw: list[dict[str, Any]], path: Path) -> list[dict[str, An
     return out
 
 
-def _captions_by_image(path: Path) -> dict[int, list[str]]:
+def read_coco_captions(path: Path, listed: set[int], tally: SkipTally) -> tuple[dict[int, list[str]], int]:
+    """COCO captions JSON → ({image id: [captions]}, entries seen), for the image ids in `listed`.
+
+    Counted in `tally` (or raised when it is strict): "empty caption", "caption for an image not in the
+    JSON" (an image id the annotation JSON does not list). A malformed entry raises InputFileError.
+    """
     data = load_json(path, "captions JSON")
     out: dict[int, list[str]] = {}
-    for ann in _require(data, "annotations", list, path, "captions JSON"):
+    entries = _require(data, "annotations", list, path, "captions JSON")
+    for i, ann in enumerate(entries):
         try:
-            out.setdefault(int(ann["image_id"]), []).append(str(ann["caption"]).strip())
+            image_id, caption = int(ann["image_id"]), " ".join(str(ann["caption"]).split())
         except (KeyError, TypeError, ValueError):
             raise InputFileError(f"{path}: caption entry without image_id/caption: {ann!r:.80}") from None
-    return out
+        where = f"{path}: annotations[{i}] (image {image_id})"
+        if image_id not in listed:
+            tally.skip("caption for an image not in the JSON", where)
+        elif not caption:
+            tally.skip("empty caption", where)
+        else:
+            out.setdefault(image_id, []).append(caption)
+    return out, len(entries)
+
+
+def png_id_counts(png: bytes) -> dict[int, int] | None:
+    """Pixel count of every id in a COCO panoptic PNG (id = R + 256 G + 256^2 B, 0 = void included).
+
+    None when the bytes are not a readable image. ~3.5 ms for a 640x480 PNG (mostly the decode).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(png)) as im:
+            rgb = im.convert("RGB")
+            colors = rgb.getcolors(maxcolors=rgb.width * rgb.height)  # [(count, (r, g, b))]
+    except (OSError, ValueError, UnidentifiedImageError):
+        return None
+    return {r + 256 * g + 65536 * b: n for n, (r, g, b) in colors}
 
 
 class CocoPanopticReader:
     """Iterate one COCO panoptic split as schema-v1 sample dicts (see `data/schema.py`).
 
     Samples come in image-id order (deterministic, which makes shard writing resumable). Skipped images
-    are counted in `skipped` (reason → count): missing image, missing panoptic PNG, no panoptic
-    annotation, no captions (only when a captions file is given), unsupported image format.
+    are counted in `skipped` (reason → count): missing image, missing panoptic PNG, unreadable panoptic
+    PNG, no panoptic annotation, no captions (only when a captions file is given), unsupported image
+    format. Each PNG is decoded once to check it against its `segments_info` (`check_png`):
+    - a `segments_info` id absent from the PNG: the segment is dropped from the sample (counted in
+      `segments`: it has no pixels, so it could only mislead the loss and the metrics);
+    - a PNG id absent from `segments_info`: its pixels stay void, as the decoder reads them (counted in
+      `png_ids`); the PNG bytes are copied unchanged either way.
+    Captions: empty ones and ones for images the panoptic JSON does not list are counted in `captions`.
     With `strict=True` each of these raises InputFileError instead. A malformed JSON always raises.
     """
 
-    def __init__(self, paths: CocoPanopticPaths, source: str = "coco", strict: bool = False) -> None:
+    def __init__(
+        self, paths: CocoPanopticPaths, source: str = "coco", strict: bool = False, check_png: bool = True
+    ) -> None:
         paths.check()
-        self.paths, self.source, self.strict = paths, source, strict
+        self.paths, self.source, self.strict, self.check_png = paths, source, strict, check_png
+        self.segments, self.png_ids, self.captions = SkipTally(strict), SkipTally(strict), SkipTally(strict)
+        self.segments_seen = self.captions_seen = 0
         pan_path = Path(paths.panoptic_json)
         data = load_json(pan_path, "panoptic JSON")
         images = _require(data, "images", list, pan_path, "panoptic JSON")
@@ -140,8 +181,12 @@ class CocoPanopticReader:
         except (KeyError, TypeError, ValueError) as exn:
             raise InputFileError(f"{pan_path}: image or annotation entry without an id ({exn!r})") from None
         cap_path = paths.captions_json
-        self._captions = _captions_by_image(Path(cap_path)) if cap_path is not None else None
+        self._captions = None
+        if cap_path is not None:
+            listed = {int(im["id"]) for im in self._images}
+            self._captions, self.captions_seen = read_coco_captions(Path(cap_path), listed, self.captions)
         self.skipped: Counter[str] = Counter()
+        self._examples: dict[str, list[str]] = {}
         self.source_files = {str(p): Path(p).stat().st_size for p in (pan_path, cap_path) if p is not None}
 
     def __len__(self) -> int:
@@ -152,6 +197,9 @@ class CocoPanopticReader:
         if self.strict:
             raise InputFileError(f"{detail}: {reason}")
         self.skipped[reason] += 1
+        self._examples.setdefault(reason, [])
+        if len(self._examples[reason]) < 3:
+            self._examples[reason].append(detail)
 
     def _segments(self, ann: dict[str, Any], image_id: int) -> list[dict[str, Any]]:
         where = f"{self.paths.panoptic_json}: image {image_id}"
@@ -190,6 +238,13 @@ class CocoPanopticReader:
             return self._skip("missing panoptic png", str(png_path))
         if self._captions is not None and not captions:
             return self._skip("no captions", f"{self.paths.captions_json}: image {image_id}")
+        png = png_path.read_bytes()
+        segments = self._segments(ann, image_id)
+        if self.check_png:
+            counts = png_id_counts(png)
+            if counts is None:
+                return self._skip("unreadable panoptic png", str(png_path))
+            segments = self._match_png(segments, counts, str(png_path))
         meta = {
             "schema": SCHEMA_VERSION,
             "source": self.source,
@@ -198,15 +253,42 @@ class CocoPanopticReader:
             "width": int(image.get("width", 0)),
             "height": int(image.get("height", 0)),
             "captions": captions,
-            "segments": self._segments(ann, image_id),
+            "segments": segments,
             "pseudo": False,
         }
         return {
             "__key__": make_key(image_id),
             f"image.{ext}": image_path.read_bytes(),
-            "panoptic.png": png_path.read_bytes(),
+            "panoptic.png": png,
             "meta.json": meta,
         }
+
+    def _match_png(self, segments: list[dict], counts: dict[int, int], where: str) -> list[dict]:
+        """Drop (and count) segments absent from the PNG; count PNG ids that no segment lists."""
+        self.segments_seen += len(segments)
+        listed = {s["id"] for s in segments}
+        for seg_id in sorted(set(counts) - listed - {0}):
+            self.png_ids.skip("png id without segments_info (read as void)", f"{where}: id {seg_id}")
+        kept = []
+        for seg in segments:
+            if seg["id"] in counts:
+                kept.append(seg)
+            else:
+                self.segments.skip("segments_info id absent from png (dropped)", f"{where}: id {seg['id']}")
+        return kept
+
+    def manifest_extra(self) -> dict[str, Any]:
+        """Counts beside the image counts: segments_info entries, unlisted PNG ids, captions."""
+        extra: dict[str, Any] = {"images_listed": len(self), "skip_examples": self._examples}
+        if self.check_png:
+            extra["segments"] = self.segments.summary(self.segments_seen)
+            extra["png_ids_without_segments_info"] = {
+                "count": self.png_ids.total,
+                "examples": self.png_ids.examples,
+            }
+        if self._captions is not None:
+            extra["captions"] = self.captions.summary(self.captions_seen)
+        return extra
 
     def iter_samples(self, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
         """Yield samples; `progress(1)` is called per listed image, written or skipped."""
@@ -257,6 +339,6 @@ def write_coco_shards(
         command=command,
         maxcount=maxcount or DEFAULT_MAXCOUNT,
         maxsize=maxsize or DEFAULT_MAXSIZE,
-        manifest_extra={"images_listed": len(reader)},
+        manifest_extra=reader.manifest_extra,
         overwrite=overwrite,
     )

@@ -7,7 +7,10 @@ A sample in a shard is a group of tar members sharing one key (no dots, see `mak
   absent for caption-only data;
 - `KEY.meta.json`: `{"schema": 1, "source", "image_id", "file_name", "width", "height",
   "captions": [str], "segments": [{"id", "category_id", "iscrowd", "area", "bbox"}], "pseudo": bool}`
-  plus the optional `"words": [[str]]` (one word list per caption) written by pseudo-labelling.
+  plus the optional `"words": [[str]]` (one word list per caption) written by pseudo-labelling, and the
+  optional `"dataset_id"` (Localized Narratives part, e.g. "mscoco_train2017") of `prepare narratives`.
+  Caption-only sources (`prepare narratives`, `prepare folder`) have no `panoptic.png` and
+  `segments = []`; their `image_id` may be a string (Open Images, ADE20K, file names).
 
 `category_id` is the dataset's own id (COCO ids have gaps); the contiguous class index lives in the
 manifest (`manifest.json["categories"][i]["index"]`). Pseudo-label segments use `category_id = -1`.

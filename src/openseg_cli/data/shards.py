@@ -4,6 +4,11 @@ Every file is written to a temporary name in the same folder and `os.replace`d, 
 half-written shard. Writing is resumable: each finished shard is recorded in
 `{source}-{split}.progress.json`; a second run with the same input and sizes re-reads the input but does
 not rewrite recorded shards. One folder holds one (source, split).
+
+`manifest.json`: `schema`, `source`, `split`, `created`, `command` (argv), `categories`, `source_files`
+({path: bytes}) and `source_mtimes` ({path: UTC time}), `counts` (`seen` = `written` + `skipped_total`,
+`skipped` by reason), `shards` (= sizes.json), `maxcount`, `maxsize`, plus the reader's own counts
+(e.g. `records`, `captions`, `segments`: each `seen` = `used` + skipped).
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from openseg_cli.atomic import atomic_write_json
 from openseg_cli.data.schema import META_MEMBER, SCHEMA_VERSION, validate_sample
 from openseg_cli.errors import InputFileError
 
-DEFAULT_MAXSIZE = 500_000_000  # bytes per shard: large sequential reads, few files
-DEFAULT_MAXCOUNT = 10_000  # samples per shard; lower it for small data sets (shards >= workers x ranks)
+DEFAULT_MAXSIZE = 512 * 1024**2  # bytes per shard, the primary bound: large sequential reads, few files
+# Samples per shard: only a safety bound by default (~3k COCO images already fill 512 MiB); lower it for
+# small data sets, which need at least workers x ranks shards.
+DEFAULT_MAXCOUNT = 100_000
 MANIFEST = "manifest.json"
 SIZES = "sizes.json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -34,6 +41,18 @@ _TAR_BLOCK = 512
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write JSON to a temporary file beside `path`, then `os.replace` it (readers see old or new)."""
     atomic_write_json(path, obj)
+
+
+def source_mtimes(paths: Iterable[str]) -> dict[str, str]:
+    """{path: modification time (UTC, ISO 8601)} for the input files that exist."""
+    out = {}
+    for path in paths:
+        try:
+            stamp = os.stat(path).st_mtime
+        except OSError:
+            continue
+        out[str(path)] = datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
+    return out
 
 
 def shard_name(source: str, split: str, index: int) -> str:
@@ -69,6 +88,9 @@ class _TarShardWriter:
             info = tarfile.TarInfo(f"{sample['__key__']}.{name}")
             info.size, info.mtime, info.mode = len(members[name]), 0, 0o444
             self.tar.addfile(info, io.BytesIO(members[name]))
+        # TarFile keeps a TarInfo per member for reading back; a writer never needs them, and with
+        # ~100k small samples per shard that list would grow to ~100 MB
+        self.tar.members.clear()
         self.count, self.size, self.last_key = self.count + 1, self.size + nbytes, sample["__key__"]
 
     def abort(self) -> None:
@@ -159,14 +181,16 @@ def write_shards(
     command: str | list[str] | None = None,
     maxcount: int = DEFAULT_MAXCOUNT,
     maxsize: int = DEFAULT_MAXSIZE,
-    manifest_extra: Mapping[str, Any] | None = None,
+    manifest_extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Write schema-v1 `samples` into shards in `out_dir`; return the manifest written.
 
     `categories`: manifest entries (`{"index", "id", "name", "isthing", ...}`, see `coco.build_categories`).
-    `skipped`: reason → count, read *after* the samples are exhausted (a reader's live Counter works).
+    `skipped`: reason → count, read *after* the samples are exhausted (a reader's live Counter works);
+    `manifest_extra` may be a function, called then too (for counts a reader finishes while streaming).
+    `source_files`: {path: bytes}; their mtimes are added as `source_mtimes`.
     `progress(1)` per sample consumed. Raises InputFileError for a bad sample, for a folder holding shards
     of another run (unless `overwrite`), or when resumed input no longer matches the recorded shards.
     """
@@ -195,6 +219,7 @@ def write_shards(
     writer.finish()
     sizes = {rec["name"]: rec["count"] for rec in done}
     write_json_atomic(out_dir / SIZES, sizes)
+    extra = manifest_extra() if callable(manifest_extra) else manifest_extra
     manifest = {
         "schema": SCHEMA_VERSION,
         "source": source,
@@ -203,11 +228,12 @@ def write_shards(
         "command": command,
         "categories": list(categories),
         "source_files": dict(source_files or {}),
+        "source_mtimes": source_mtimes(source_files or {}),
         "counts": _counts(sizes, skipped),
         "shards": sizes,
         "maxcount": maxcount,
         "maxsize": maxsize,
-        **(manifest_extra or {}),
+        **(extra or {}),
     }
     write_json_atomic(out_dir / MANIFEST, manifest)
     return manifest
@@ -215,7 +241,8 @@ def write_shards(
 
 def _counts(sizes: Mapping[str, int], skipped: Mapping[str, int] | None) -> dict[str, Any]:
     skipped = dict(skipped or {})
-    return {"written": sum(sizes.values()), "skipped": skipped, "skipped_total": sum(skipped.values())}
+    written, total = sum(sizes.values()), sum(skipped.values())
+    return {"seen": written + total, "written": written, "skipped": skipped, "skipped_total": total}
 
 
 def _consume(samples, writer: _TarShardWriter, done: list[dict], out_dir: Path, progress) -> None:
