@@ -14,8 +14,8 @@ Measured side by side in one run, interleaved repeat by repeat (see _common.py):
 - `predict`: `run_prediction` end to end over --images real images (COCO val samples from ../shared when
   present, else synthetic 640×480 ones): seconds per image once the checkpoint is loaded (the load is
   timed apart and subtracted), and the share of it spent in the forward.
-- peak memory: the resident memory one image's forward adds at its peak (Linux VmHWM, reset through
-  /proc/self/clear_refs before the forward).
+- peak memory: the resident memory one image's forward adds at its peak over the loaded model (Linux
+  VmHWM - VmRSS, in a fresh process).
 
 Run: .venv/bin/python benchmarks/predict.py [--json PATH] [--clip ViT-B-16] [--size 640] [--repeats 3]
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -95,6 +96,7 @@ def text_seconds(text_encoder: torch.nn.Module, classes: list[list[str]], cache:
                 entry.unlink()
     if hasattr(text_encoder, "_openseg_fingerprint"):
         del text_encoder._openseg_fingerprint
+    text_encoder.clear_cache()  # its in-memory per-text cache: a new process starts without it
     with torch.inference_mode():
         t0 = time.perf_counter()
         class_embeddings(text_encoder, classes)
@@ -123,22 +125,31 @@ def test_images(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def _vm_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
+_PEAK_SCRIPT = """
+import sys, torch
+from pathlib import Path
+from openseg_cli.engine.checkpoint import load_model
+def kib(field):
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
+torch.set_num_threads(int(sys.argv[3]))
+model, _, _ = load_model(Path(sys.argv[1]), "cpu")
+pixels = torch.randn(1, 3, int(sys.argv[2]), int(sys.argv[2]))
+before = kib("VmRSS")
+with torch.inference_mode():
+    model(pixels)
+print(kib("VmHWM") - before)
+"""
 
 
-def peak_mib(fn) -> float | None:
-    """Peak resident memory (MiB) that `fn()` adds over the RSS before it (None where /proc can't say)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-    except OSError:
+def peak_mib(checkpoint: Path, size: int) -> float | None:
+    """Peak resident memory (MiB) one image's forward adds over the loaded model, in a fresh process: in
+    this one, memory freed by earlier forwards stays mapped and would hide the peak. None off Linux."""
+    if not Path("/proc/self/status").is_file():
         return None
-    before = _vm_kib("VmRSS")
-    fn()
-    return (_vm_kib("VmHWM") - before) / 1024
+    command = [sys.executable, "-c", _PEAK_SCRIPT, str(checkpoint), str(size), str(torch.get_num_threads())]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1]) / 1024
 
 
 def predict_seconds(checkpoint: Path, images: list[Path], classes, size: int, out: Path) -> float:
@@ -180,7 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         times: dict[str, list[float]] = {k: [] for k in keys}
         forward_seconds(model, pixels)  # warm-ups
         text_seconds(text_encoder, classes, tmp / "cache", cold=True)
-        peak = peak_mib(lambda: forward_seconds(model, pixels))
+        peak = peak_mib(checkpoint, args.size)
         for _ in range(args.repeats):
             times["matmul"].append(matmul_seconds(args.matmul_n))
             times["forward"].append(forward_seconds(model, pixels))
