@@ -31,7 +31,7 @@ COMMAND_OPTIONS = {
     "pseudo-label": ["--teacher", "--min-confidence", "--min-area", "--max-masks", "--out", "--size"],
     "predict": ["--queries", "-q", "--classes", "--checkpoint", "-c", "--out", "--unknown-threshold",
                 "--mask-source", "--device", "--batch-size", "--background", "--background-file", "--masks",
-                "--max-pixels", "--strict"],
+                "--max-pixels", "--strict", "--clip"],
     "export onnx": ["--out", "--size", "--queries", "-q", "--classes", "--templates", "--opset", "--force"],
 }  # fmt: skip
 

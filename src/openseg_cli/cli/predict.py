@@ -24,8 +24,15 @@ def predict(
     classes_file: Path | None = typer.Option(
         None, "--classes", help="Class file: one class per line, synonyms comma-separated."
     ),
-    checkpoint: Path = typer.Option(
-        ..., "--checkpoint", "-c", help="openseg checkpoint (model.pt or .ckpt)."
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", "-c", help="openseg checkpoint (model.pt or .ckpt)."
+    ),
+    clip: str | None = typer.Option(
+        None,
+        "--clip",
+        help="Zero-shot instead of -c: CLIP weights alone, MODEL[:PRETRAINED] (an open_clip tag or a "
+        "local file, e.g. ViT-B-16:openai or RN50:/w/rn50.pt), segmenting with MaskCLIP's dense features. "
+        "--mask-source does not apply; --size defaults to 448.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default: runs/predict/<name>[N])."),
     name: str = typer.Option("predict", "--name", help="Run name under runs/predict/."),
@@ -90,6 +97,8 @@ def predict(
 
     if (queries is None) == (classes_file is None):
         raise UsageError("give the classes with either -q/--queries or --classes FILE")
+    if (checkpoint is None) == (clip is None):
+        raise UsageError("give either an openseg checkpoint (-c/--checkpoint) or --clip MODEL[:PRETRAINED]")
     classes = (
         parse_queries(queries)
         if queries is not None
@@ -108,7 +117,7 @@ def predict(
     req = PredictRequest(
         checkpoint, paths, classes, size, unknown_threshold, mask_source, device,
         load_templates(templates) if templates else None, batch_size=batch_size, background=extra,
-        masks=masks, max_pixels=max_pixels, strict=strict,
+        masks=masks, max_pixels=max_pixels, strict=strict, clip=clip,
     )  # fmt: skip
     with progress_bar("predict", len(paths)) as advance:
         summary = run_prediction(req, out_dir, progress=advance)

@@ -5,9 +5,8 @@ Two layers, so that any segmenter can be plugged in:
   score, undo the geometry, label, write, count skips). `scores_fn` maps CLIP-normalised pixels
   float [B, 3, S, S] (on `job.device`) to class scores [B, C, h, w] ≥ 0, C = queries then background
   classes, in that order; `segment_scores` of a trained OpenSeg model is one such function.
-- `run_prediction(req)` builds that function from an openseg checkpoint and calls `predict_images`.
-  Another segmenter (e.g. a zero-shot CLIP) does the same with its own scores function:
-  `resolve_device`, `vocabulary_embeddings(its text encoder, req, device)`, `request_job`, then
+- `run_prediction(req)` builds that function from an openseg checkpoint, or, with `req.clip`, from CLIP
+  weights alone (zero-shot MaskCLIP dense features, `inference/zero_shot.py`), and calls
   `predict_images`.
 
 Unreadable images (corrupt, truncated, not an image, over the pixel limit) are skipped and counted in
@@ -34,9 +33,12 @@ from openseg_cli.inference.scoring import label_map, normalized_scores, resize_s
 ScoresFn = Callable[[Tensor], Tensor]  # pixels [B, 3, S, S] → class scores [B, C, h, w] (≥ 0)
 
 
+ZERO_SHOT_SIZE = 448  # default input side without a recipe: a multiple of every CLIP stride (16, 32)
+
+
 @dataclass(frozen=True)
 class PredictRequest:
-    checkpoint: Path
+    checkpoint: Path | None  # None: zero-shot with `clip`
     images: list[Path]
     classes: list[list[str]]  # each class: its synonyms (max over synonyms)
     size: int | None = None  # None: the recipe's crop size
@@ -49,6 +51,7 @@ class PredictRequest:
     masks: str = "none"  # none | png | rle (see inference/outputs.py)
     max_pixels: int | None = None  # None: $OPENSEG_MAX_PIXELS, else Pillow's limit
     strict: bool = False  # an unreadable image is an error instead of a counted skip
+    clip: str | None = None  # "MODEL[:PRETRAINED]": zero-shot with CLIP weights alone (no checkpoint)
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,20 @@ def fit_and_pad(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[int, 
 def run_prediction(
     req: PredictRequest, out_dir: Path, progress: Callable[[int], None] | None = None
 ) -> PredictSummary:
-    """Segment every image with the queries of `req` using an openseg checkpoint (see module doc)."""
+    """Segment every image with the queries of `req` (see module doc); UsageError unless exactly one of
+    `req.checkpoint` and `req.clip` is given."""
+    if (req.checkpoint is None) == (req.clip is None):
+        raise UsageError("give either an openseg checkpoint (-c) or CLIP weights for zero-shot (--clip)")
+    device = resolve_device(req.device)
+    build = _zero_shot_scorer if req.clip else _checkpoint_scorer
+    scores_fn, size, meta = build(req, device)
+    return predict_images(scores_fn, req.images, out_dir, request_job(req, size, device, meta), progress)
+
+
+def _checkpoint_scorer(req: PredictRequest, device: torch.device) -> tuple[ScoresFn, int, dict]:
     from openseg_cli.engine.checkpoint import load_model
     from openseg_cli.inference.segmenter import segment_scores
 
-    device = resolve_device(req.device)
     model, text_encoder, recipe = load_model(req.checkpoint, device)
     embeds, valid = vocabulary_embeddings(text_encoder, req, device)
 
@@ -104,8 +116,29 @@ def run_prediction(
         return segment_scores(model, pixels, embeds, valid, req.mask_source)
 
     meta = {"checkpoint": str(req.checkpoint), "mask_source": req.mask_source}
-    job = request_job(req, req.size or recipe.data.crop_size, device, meta)
-    return predict_images(scores_fn, req.images, out_dir, job, progress)
+    return scores_fn, req.size or recipe.data.crop_size, meta
+
+
+def _zero_shot_scorer(req: PredictRequest, device: torch.device) -> tuple[ScoresFn, int, dict]:
+    from openseg_cli.inference.zero_shot import ZeroShotSegmenter, parse_clip_spec
+
+    name, pretrained = parse_clip_spec(req.clip)
+    if pretrained is None:  # never a silent fallback to random weights
+        raise UsageError(
+            f"--clip {req.clip}: say which weights, MODEL:PRETRAINED (an open_clip tag or a local file); "
+            "MODEL:none gives random weights, which only tests want"
+        )
+    pretrained = None if pretrained.lower() == "none" else pretrained
+    segmenter = ZeroShotSegmenter.from_clip(name, pretrained, device)
+    size = req.size or ZERO_SHOT_SIZE
+    segmenter.check_size(size)
+    embeds, valid = vocabulary_embeddings(segmenter.text_encoder, req, device)
+
+    def scores_fn(pixels: Tensor) -> Tensor:
+        return segmenter.scores(pixels, embeds, valid)
+
+    meta = {"clip": req.clip, "mask_source": "maskclip (zero-shot dense CLIP)"}
+    return scores_fn, size, meta
 
 
 def vocabulary_embeddings(text_encoder, req: PredictRequest, device: torch.device) -> tuple[Tensor, Tensor]:
