@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -150,3 +152,100 @@ def test_words_from_meta_without_sidecar(toy_root: Path, tmp_path: Path) -> None
         assert all(words == ["alpha", "beta", "gamma"] for words in batch["words"])
     with pytest.raises(RecipeError, match="caption_sampling"):
         build_train_loader(tmp_path, _cfg(caption_sampling="some"))
+
+
+# ---- bad input: each kind of damage is a counted skip with its reason, or an error with strict ----------
+
+
+def _rewrite_sample(src: Path, dst: Path, change) -> str:
+    """Copy a shard folder, then rewrite the first sample of its second shard with `change(members)`
+    (member suffix → bytes, changed in place); returns that sample's key."""
+    shutil.copytree(src, dst)
+    victim = sorted(dst.glob("*.tar"))[1]
+    with tarfile.open(victim) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    key = members[0][0].name.split(".", 1)[0]
+    mine = {m.name.split(".", 1)[1]: data for m, data in members if m.name.startswith(key + ".")}
+    change(mine)
+    with tarfile.open(victim, "w") as tar:
+        for info, data in members:
+            suffix = info.name.split(".", 1)[1]
+            data = mine[suffix] if info.name.startswith(key + ".") else data
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return key
+
+
+def _corrupt_jpeg(members: dict) -> None:
+    image = next(k for k in members if k.startswith("image."))
+    members[image] = members[image][:200]  # a JPEG cut after its header: PIL cannot decode it
+
+
+def _drop_segments(members: dict) -> None:
+    meta = json.loads(members["meta.json"])
+    meta["segments"] = meta["segments"][:1]  # the PNG still paints the other segments' ids
+    members["meta.json"] = json.dumps(meta).encode()
+
+
+BAD_SAMPLES = {"unreadable image": _corrupt_jpeg, "unlisted panoptic ids": _drop_segments}
+
+
+@pytest.mark.parametrize("reason", sorted(BAD_SAMPLES))
+def test_bad_sample_is_a_counted_skip_everywhere(toy_shards: dict[str, Path], tmp_path: Path, reason) -> None:
+    train_key = _rewrite_sample(toy_shards["train"], tmp_path / "train", BAD_SAMPLES[reason])
+    val_key = _rewrite_sample(toy_shards["val"], tmp_path / "val", BAD_SAMPLES[reason])
+
+    # train: a worker process meets the bad sample; its count reaches this process with the reason
+    loader = build_train_loader(tmp_path / "train", _cfg(workers=1, shuffle_buffer=1), steps_per_epoch=12)
+    keys = _keys(loader)  # 12 batches x 4 = 48 draws from 24 samples: the bad one is met (seeded)
+    assert len(keys) == 48 and train_key not in keys
+    assert loader.skips.summary().get(reason, 0) >= 1 and set(loader.skips.summary()) == {reason}
+
+    evaluated = build_eval_loader(tmp_path / "val", batch_size=4, crop_size=CROP, workers=1)
+    keys = _keys(evaluated)
+    assert len(keys) == 9 and val_key not in keys  # 10 samples, the bad one skipped once
+    assert evaluated.skips.summary() == {reason: 1}
+
+    # iter_samples hands images and PNGs over undecoded: its consumer (pseudo-label) decodes and counts
+    skips = SkipCounter("iter")
+    assert len(list(iter_samples(tmp_path / "val", skips=skips))) == 10 and skips.total == 0
+
+    with pytest.raises(InputFileError, match=f"sample {val_key} .*{reason}; without --strict"):
+        list(build_eval_loader(tmp_path / "val", 4, CROP, workers=0, strict=True))
+    with pytest.raises(InputFileError, match=reason):
+        list(build_train_loader(tmp_path / "train", _cfg(strict=True, shuffle_buffer=1), steps_per_epoch=12))
+
+
+def test_truncated_tar_is_counted_by_reason_in_every_reader(
+    toy_shards: dict[str, Path], tmp_path: Path
+) -> None:
+    _corrupt_copy(toy_shards["val"], tmp_path / "val", "data")
+    skips = SkipCounter("iter")
+    assert len(list(iter_samples(tmp_path / "val", skips=skips))) == 8
+    assert (
+        set(skips.summary()) <= {"corrupt shard", "truncated shard"}
+        and skips.summary()["truncated shard"] == 2
+    )
+    loader = build_eval_loader(tmp_path / "val", batch_size=4, crop_size=CROP, workers=1)
+    assert len(_keys(loader)) == 8 and loader.skips.summary()["truncated shard"] == 2  # seen in a worker
+    with pytest.raises(InputFileError, match="shard"):
+        list(iter_samples(tmp_path / "val", skips=SkipCounter("iter", strict=True)))
+
+
+def test_two_ranks_two_workers_draw_different_streams_of_exact_length(toy_shards: dict[str, Path]) -> None:
+    """Resampled training: every (rank, worker) stream is seeded apart, each rank yields exactly
+    steps_per_epoch batches; the DataLoader alternates workers, so batch i comes from worker i % 2."""
+    streams = {}
+    for rank in range(2):
+        loader = build_train_loader(
+            toy_shards["train"], _cfg(workers=2), rank=rank, world_size=2, seed=3, steps_per_epoch=6
+        )
+        batches = list(loader)
+        assert len(batches) == len(loader) == 6
+        for worker in range(2):
+            streams[rank, worker] = [k for b in batches[worker::2] for k in b["keys"]]
+    assert all(len(s) == 12 for s in streams.values())
+    assert len({tuple(s) for s in streams.values()}) == 4  # four different streams
+    # 12 draws per stream from 24 samples: identical seeds would repeat a stream; these share few keys
+    for a, b in [((0, 0), (1, 0)), ((0, 0), (0, 1)), ((0, 1), (1, 1))]:
+        assert streams[a][:4] != streams[b][:4]

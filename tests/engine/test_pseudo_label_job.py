@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from openseg_cli.data.shards import list_shards
-from openseg_cli.engine import pseudo_label
-from openseg_cli.engine.pseudo_label import PseudoLabelRequest, run_pseudo_labelling
+from openseg_cli.engine import pseudo_writer
+from openseg_cli.engine.pseudo_label import PseudoLabelRequest, TeacherModule, run_pseudo_labelling
 from openseg_cli.inference.pseudo import PseudoLabelThresholds
 from tests.engine.helpers import tiny_recipe, write_tiny_checkpoint, write_toy_shards
 
@@ -31,13 +31,13 @@ def _request(shards, ckpt) -> PseudoLabelRequest:
 
 def _count_teacher_calls(monkeypatch) -> list[int]:
     calls = [0]
-    real = pseudo_label._teacher_masks
+    real = TeacherModule.teacher_masks
 
     def counting(*args, **kwargs):
         calls[0] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pseudo_label, "_teacher_masks", counting)
+    monkeypatch.setattr(TeacherModule, "teacher_masks", counting)
     return calls
 
 
@@ -49,11 +49,12 @@ def test_resume_skips_the_teacher_for_finished_shards(inputs, tmp_path, monkeypa
 
     # An interrupted run: the same output, but its last shard and progress record gone.
     part = tmp_path / "part"
-    monkeypatch.setattr(pseudo_label, "write_shards", _stop_after_one_shard(pseudo_label.write_shards))
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(pseudo_writer, "write_shards", _stop_after_one_shard(pseudo_writer.write_shards))
+    with pytest.raises(RuntimeError, match="stopped"):
         run_pseudo_labelling(_request(shards, ckpt), part)
     monkeypatch.undo()
-    finished = json.loads(next(part.glob("*.progress.json")).read_text())["shards"]
+    assert not (part / "manifest.json").exists()  # nothing merged: the run did not finish
+    finished = json.loads(next(part.glob("ranks/r000/*.progress.json")).read_text())["shards"]
     assert len(finished) == 1
 
     calls = _count_teacher_calls(monkeypatch)
@@ -64,15 +65,36 @@ def test_resume_skips_the_teacher_for_finished_shards(inputs, tmp_path, monkeypa
 
 
 def _stop_after_one_shard(write_shards):
-    """write_shards with maxcount 4 whose input stops (Ctrl-C) right after the first shard is full."""
+    """write_shards with maxcount 4 whose input fails right after the first shard is full."""
 
     def interrupted(samples, *args, **kwargs):
         def until_interrupt():
             for index, sample in enumerate(samples):
                 if index == 5:
-                    raise KeyboardInterrupt
+                    raise RuntimeError("stopped")
                 yield sample
 
         return write_shards(until_interrupt(), *args, **kwargs)
 
     return interrupted
+
+
+def test_a_shard_in_place_but_not_recorded_is_written_again(inputs, tmp_path, monkeypatch) -> None:
+    """A kill between moving the first shard into place and recording it in progress.json leaves an
+    unrecorded tar: the rerun replaces it instead of refusing the folder, and ends as a whole run."""
+    shards, ckpt = inputs
+    whole = tmp_path / "whole"
+    run_pseudo_labelling(_request(shards, ckpt), whole)
+    part = tmp_path / "part"
+    monkeypatch.setattr(pseudo_writer, "write_shards", _stop_after_one_shard(pseudo_writer.write_shards))
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_pseudo_labelling(_request(shards, ckpt), part)
+    monkeypatch.undo()
+    next(part.glob("ranks/r000/*.progress.json")).unlink()
+    assert len(list(part.glob("ranks/r000/*.tar"))) == 1
+
+    calls = _count_teacher_calls(monkeypatch)
+    run_pseudo_labelling(_request(shards, ckpt), part)
+    assert calls[0] == 10  # nothing was recorded: every image is labelled again
+    for a, b in zip(list_shards(whole), list_shards(part), strict=True):
+        assert Path(a).read_bytes() == Path(b).read_bytes()

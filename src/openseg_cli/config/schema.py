@@ -58,6 +58,7 @@ class DataConfig:
     workers: int = 4
     shuffle_buffer: int = 1000
     batch_size: int = 16  # per device
+    strict: bool = False  # a corrupt shard or sample stops the run instead of being counted and skipped
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Train: shards resampled with replacement, seeded per (seed, rank, worker, epoch)
 see different streams and epochs differ; an exact number of batches per rank (shared out over workers),
 so every rank takes the same number of steps (uneven batch counts hang DDP). Eval: every sample exactly
 once: no resampling, no shuffle, shards split by rank then by worker.
-Corrupt shards or samples are counted (`loader.skips`) and skipped with a logged warning, never a crash.
+Corrupt shards or samples are counted by reason (`loader.skips.summary()`, workers included) and skipped
+with a logged warning, never a crash; with `strict` (data.strict, --strict) the first one is an error.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from openseg_cli.config.schema import DataConfig
-from openseg_cli.data.decode import CorruptSampleError, class_lookup, decode_sample, parse_meta
+from openseg_cli.data.checked import decode_checked, skip_reason
+from openseg_cli.data.decode import CorruptSampleError, class_lookup, decode_image, parse_meta
 from openseg_cli.data.schema import META_MEMBER, PANOPTIC_MEMBER, image_member
 from openseg_cli.data.shards import count_samples, list_shards, read_manifest, read_sizes
 from openseg_cli.data.skips import ShardCounts, SkipCounter, mix_seed
@@ -105,9 +107,9 @@ class _TrainSamples:
         gen = torch.Generator().manual_seed(mix_seed(self.seed, self.rank, worker, self.epoch, 3))
         for raw in src:
             try:
-                d = decode_sample(raw, self.class_of)
+                d = decode_checked(raw, self.class_of)
             except CorruptSampleError as exn:
-                self.skips.count("corrupt sample", str(exn))
+                self.skips.count(skip_reason(exn), str(exn))
                 continue
             # InputFileError (no nouns for this sample) is fatal on purpose: else words are lost silently
             words = self.words.sample(d.key, d.url, d.meta, rng) if self.need_words else []
@@ -139,9 +141,9 @@ class _EvalSamples:
     def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for raw in src:
             try:
-                d = decode_sample(raw, self.class_of)
+                d = decode_checked(raw, self.class_of)
             except CorruptSampleError as exn:
-                self.skips.count("corrupt sample", str(exn))
+                self.skips.count(skip_reason(exn), str(exn))
                 continue
             size = tuple(d.segment_map.shape)
             image, seg, classes, sem = eval_transform(
@@ -182,13 +184,20 @@ def collate_eval(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def check_parallelism(num_shards: int, workers: int, world_size: int, spec: str | Path) -> None:
-    """Fail fast when shards < workers x ranks (idle workers, or ranks without data that hang DDP)."""
+def check_parallelism(
+    num_shards: int, workers: int, world_size: int, spec: str | Path, workers_name: str = "data.workers"
+) -> None:
+    """Fail fast when shards < workers x ranks (idle workers, or ranks without data that hang DDP).
+
+    The message names what to change: `workers_name` (the recipe key or flag), the device count, or the
+    shards' maxcount.
+    """
     need = max(1, workers) * world_size
     if num_shards < need:
         raise InputFileError(
             f"{spec}: {num_shards} shard(s) for {max(1, workers)} worker(s) x {world_size} rank(s) = {need}: "
-            "set data.workers lower, or rewrite the shards with a smaller maxcount to get more shards"
+            f"set {workers_name} lower, use fewer devices/nodes, or rewrite the shards with a smaller "
+            "maxcount to get more shards"
         )
 
 
@@ -218,7 +227,7 @@ def build_train_loader(
         raise RecipeError(f"data.caption_sampling must be 'one' or 'all', not {data_cfg.caption_sampling!r}")
     if not 0.0 <= data_cfg.mix_probability <= 1.0:
         raise RecipeError(f"data.mix_probability must be in [0, 1], got {data_cfg.mix_probability}")
-    skips = SkipCounter("train")
+    skips = SkipCounter("train", strict=data_cfg.strict)
     specs = [shard_dir] + ([data_cfg.mix_shards] if data_cfg.mix_shards else [])
     sources = [
         _train_source(spec, data_cfg, rank, world_size, seed + index, skips, need_words)
@@ -233,8 +242,8 @@ def build_train_loader(
         samples,
         wds.batched(data_cfg.batch_size, collation_fn=collate_train, partial=False),
         _TakeShare(steps_per_epoch),
-    ).with_length(steps_per_epoch, silent=True)
-    return _loader(pipeline, data_cfg.workers, skips)
+    )
+    return _loader(_Sized(pipeline, steps_per_epoch), data_cfg.workers, skips)
 
 
 def _train_source(
@@ -258,6 +267,21 @@ def _train_source(
         _SeededShuffle(cfg.shuffle_buffer, seed, rank) if cfg.shuffle_buffer > 1 else None,
         _TrainSamples(cfg, _class_of(spec), seed, rank, skips, need_words),
     )
+
+
+class _Sized(IterableDataset):
+    """A pipeline with an exact `len` (webdataset's `with_length` makes a class that cannot be pickled,
+    which DataLoader workers started by "spawn" or "forkserver" need)."""
+
+    def __init__(self, pipeline: wds.DataPipeline, length: int) -> None:
+        super().__init__()
+        self.pipeline, self.length = pipeline, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.pipeline)
 
 
 class _SeededMix(IterableDataset):
@@ -285,6 +309,7 @@ def build_eval_loader(
     workers: int,
     rank: int = 0,
     world_size: int = 1,
+    strict: bool = False,
 ) -> DataLoader:
     """Eval loader: every sample of this rank's shards exactly once, in shard order per worker.
 
@@ -294,7 +319,7 @@ def build_eval_loader(
     urls = list_shards(shard_dir)
     check_parallelism(len(urls), 1, world_size, shard_dir)
     workers = min(workers, len(urls[rank::world_size]))
-    skips = SkipCounter("eval")
+    skips = SkipCounter("eval", strict=strict)
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(urls),
         _SplitByRank(rank, world_size),
@@ -332,6 +357,7 @@ def iter_samples(
 
     Yields `{"key", "url", "meta" (normalised dict), "image" (bytes), "image_ext", "panoptic" (bytes|None)}`.
     Corrupt members and samples are counted in `skips` (if given) and skipped. In-process, no workers.
+    Shards go to ranks round-robin by index (rank r reads shards r, r + world_size, ...).
     """
     skips = skips if skips is not None else SkipCounter("iter")
     urls = list_shards(shard_dir)[rank::world_size]
@@ -341,23 +367,59 @@ def iter_samples(
         wds.SimpleShardList(urls),
         wds.tarfile_to_samples(handler=skips),
         ShardCounts(read_sizes(urls), skips),
+        _Inputs(skips, decode=False),
     ]
-    for raw in wds.DataPipeline(*stages):
-        key, url = raw["__key__"], raw["__url__"]
-        name = image_member(raw)
-        try:
-            if name is None or META_MEMBER not in raw:
-                raise CorruptSampleError(f"sample {key} ({url}): incomplete sample")
-            meta = parse_meta(raw[META_MEMBER], f"sample {key} ({url})")
-        except CorruptSampleError as exn:
-            skips.count("corrupt sample", str(exn))
-            continue
-        skips.ok()
-        yield {
-            "key": key,
-            "url": url,
-            "meta": meta,
-            "image": raw[name],
-            "image_ext": name.split(".", 1)[1],
-            "panoptic": raw.get(PANOPTIC_MEMBER),
-        }
+    yield from wds.DataPipeline(*stages)
+
+
+class _Inputs:
+    """Raw webdataset samples → `iter_samples` dicts; with `decode`, plus "pixels" (uint8 [H, W, 3]).
+
+    Incomplete samples, bad metas and (with `decode`) unreadable images are counted in `skips`.
+    """
+
+    def __init__(self, skips: SkipCounter, decode: bool) -> None:
+        self.skips, self.decode = skips, decode
+
+    def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for raw in src:
+            key, url = raw["__key__"], raw["__url__"]
+            name = image_member(raw)
+            where = f"sample {key} ({url})"
+            try:
+                if name is None or META_MEMBER not in raw:
+                    raise CorruptSampleError(f"{where}: incomplete sample")
+                meta = parse_meta(raw[META_MEMBER], where)
+                pixels = decode_image(raw[name], where) if self.decode else None
+            except CorruptSampleError as exn:
+                self.skips.count(skip_reason(exn), str(exn))
+                continue
+            self.skips.ok()
+            sample = {"key": key, "url": url, "meta": meta, "image": raw[name]}
+            sample.update(image_ext=name.split(".", 1)[1], panoptic=raw.get(PANOPTIC_MEMBER))
+            if self.decode:
+                sample["pixels"] = pixels
+            yield sample
+
+
+def build_input_loader(
+    shard_dir: str | Path, rank: int, world_size: int, workers: int, skips: SkipCounter
+) -> DataLoader:
+    """Every sample of this rank's shards exactly once, image decoded: the input of `pseudo-label`.
+
+    Shards go to ranks round-robin by index, never padded or repeated (a rank may read fewer samples than
+    another: nothing is synchronised per batch at inference). Items are `iter_samples` dicts plus
+    "pixels" (uint8 [H, W, 3]), one per batch, in a fixed order for a given world size and worker count.
+    Shards < max(1, workers) × world_size → InputFileError (ranks or workers would idle).
+    """
+    urls = list_shards(shard_dir)
+    check_parallelism(len(urls), workers, world_size, shard_dir, "--workers")
+    mine = urls[rank::world_size]
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList(mine),
+        wds.split_by_worker,
+        wds.tarfile_to_samples(handler=skips),
+        ShardCounts(read_sizes(mine), skips),
+        _Inputs(skips, decode=True),
+    )
+    return _loader(pipeline, min(workers, len(mine)), skips)

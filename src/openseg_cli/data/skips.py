@@ -9,6 +9,14 @@ from collections import Counter
 from openseg_cli.errors import InputFileError
 
 log = logging.getLogger("openseg_cli.data")
+# Reasons the loaders give; their counts are shared with DataLoader workers (see `SkipCounter.summary`).
+SHARED_REASONS = (
+    "corrupt shard",
+    "truncated shard",
+    "corrupt sample",
+    "unreadable image",
+    "unlisted panoptic ids",
+)
 
 
 def mix_seed(*values: int) -> int:
@@ -25,25 +33,43 @@ def mix_seed(*values: int) -> int:
 class SkipCounter:
     """Counts skipped shards/samples with a reason; also a webdataset `handler=` (warn and continue).
 
-    `total` is shared with DataLoader workers (a multiprocessing value inherited when they start);
-    `reasons` counts only what this process saw. Many failures in a row with no good sample in between
-    (e.g. every shard is unreadable while resampling forever) → InputFileError instead of a silent spin.
+    `total` and `summary()` are shared with DataLoader workers (multiprocessing values inherited when they
+    start); `reasons` counts only what this process saw. `strict=True` turns every skip into an error.
+    Many failures in a row with no good sample in between (e.g. every shard is unreadable while
+    resampling forever) → InputFileError instead of a silent spin.
     """
 
-    def __init__(self, name: str, max_consecutive: int = 1000) -> None:
-        self.name, self.max_consecutive = name, max_consecutive
+    def __init__(self, name: str, max_consecutive: int = 1000, strict: bool = False) -> None:
+        self.name, self.max_consecutive, self.strict = name, max_consecutive, strict
         self._total = mp.Value("q", 0)
+        self._shared = mp.Array("q", len(SHARED_REASONS) + 1)  # per reason, over every process; +1: other
         self.reasons: Counter[str] = Counter()
         self._consecutive = 0
+
+    def summary(self) -> dict[str, int]:
+        """Reason → count over this process and its DataLoader workers (unlisted reasons: this process's)."""
+        with self._shared.get_lock():
+            shared = list(self._shared)
+        out = {r: n for r, n in zip(SHARED_REASONS, shared, strict=False) if n}
+        out.update({r: n for r, n in self.reasons.items() if r not in SHARED_REASONS})
+        return out
 
     @property
     def total(self) -> int:
         return int(self._total.value)
 
     def count(self, reason: str, detail: str) -> None:
-        """Record one skip; log the first few of each reason and then every 1000th."""
+        """Record one skip; log the first few of each reason and then every 1000th.
+
+        With `strict`, raise InputFileError instead (the reason and detail in one line).
+        """
+        if self.strict:
+            raise InputFileError(f"{self.name}: {detail} ({reason}; without --strict: counted and skipped)")
         with self._total.get_lock():
             self._total.value += 1
+        slot = SHARED_REASONS.index(reason) if reason in SHARED_REASONS else len(SHARED_REASONS)
+        with self._shared.get_lock():
+            self._shared[slot] += 1
         self.reasons[reason] += 1
         self._consecutive += 1
         n = self.reasons[reason]

@@ -24,6 +24,7 @@ class ShardDataModule(L.LightningDataModule):
         self.need_words = need_words
         self.seed = seed
         self.batches_per_epoch = batches_per_epoch
+        self.loaders: list = []  # every loader built, for the skip report (engine.callbacks.SkipReport)
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -31,7 +32,7 @@ class ShardDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         rank, world_size = self._rank()
-        return build_train_loader(
+        loader = build_train_loader(
             self.cfg.train_shards,
             self.cfg,
             rank=rank,
@@ -40,16 +41,21 @@ class ShardDataModule(L.LightningDataModule):
             steps_per_epoch=self.batches_per_epoch,
             need_words=self.need_words,
         )
+        self.loaders.append(loader)
+        return loader
 
     def val_dataloader(self):
         if not self.cfg.val_shards:
             return []
         rank, world_size = self._rank()
-        return build_eval_loader(
+        loader = build_eval_loader(
             self.cfg.val_shards,
             batch_size=self.cfg.batch_size,
             crop_size=self.cfg.crop_size,
             workers=min(self.cfg.workers, 1),
             rank=rank,
             world_size=world_size,
+            strict=self.cfg.strict,
         )
+        self.loaders.append(loader)
+        return loader
