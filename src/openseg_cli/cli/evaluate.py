@@ -1,62 +1,137 @@
-"""`openseg evaluate CKPT --shards DIR`: mIoU and per-class IoU on a semantic val set."""
+"""`openseg evaluate CKPT --shards DIR | --benchmark NAME [--data ROOT]`: mIoU and per-class IoU."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from openseg_cli.cli.console import console, progress_bar
 
+BENCHMARKS = ("ade150", "ade847", "pc59", "pc459", "voc20", "coco")
+
 
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="openseg checkpoint (model.pt or .ckpt)."),
-    shards: str = typer.Option(..., "--shards", help="Val shards (folder) with panoptic ground truth."),
+    shards: str | None = typer.Option(
+        None, "--shards", help="Val shards (folder) with panoptic ground truth (instead of --benchmark)."
+    ),
+    benchmark: str | None = typer.Option(
+        None,
+        "--benchmark",
+        help="ade150 | ade847 | pc59 | pc459 | voc20 (prepared detectron2 layouts under --data, scored at "
+        "the original image resolution) | coco (the val shards of `prepare coco` in --data).",
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Benchmark root (default: $DETECTRON2_DATASETS, else ./datasets)."
+    ),
+    convention: str | None = typer.Option(
+        None,
+        "--convention",
+        help="Pascal Context layout: catseg (VOC2010/annotations_detectron2) | san (pcontext*/val). "
+        "Default: the one found under --data.",
+    ),
     classes_file: Path | None = typer.Option(
         None,
         "--classes",
-        help="Class names with synonyms, one line per class in dataset order (default: the dataset's).",
+        help="Class names with synonyms, one line per class in label order (default: the dataset's or the "
+        "benchmark's built-in list; must have as many classes).",
     ),
     mask_source: str = typer.Option(
         "pred",
         "--mask-source",
-        help="pred (proposals) | pixel (no proposals) | gt (ground-truth masks): Table 4.",
+        help="pred (proposals) | pixel (no proposals) | gt (ground-truth masks, shards only): Table 4.",
     ),
     grounding: bool = typer.Option(
         False, "--grounding", help="Grounding mIoU: each image's vocabulary is only its ground-truth classes."
     ),
     size: int | None = typer.Option(
-        None, "--size", min=32, help="Fit+pad size (default: the recipe's crop)."
+        None,
+        "--size",
+        min=32,
+        help="Fit+pad (or window) size; default: 640 for --benchmark, else the recipe's crop.",
     ),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    sliding_window: bool = typer.Option(
+        False,
+        "--sliding-window",
+        help="Benchmarks: short side resized to --size, size² windows every --stride px, scores averaged.",
+    ),
+    stride: int | None = typer.Option(
+        None, "--stride", min=1, help="Sliding-window stride (default: 2/3 of --size)."
+    ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Benchmarks: an image without label (or label without image) is an error, not a skip.",
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Shards only: images per forward pass."),
     workers: int = typer.Option(1, "--workers", min=0),
     templates: str | None = typer.Option(
         None,
         "--templates",
         help="Prompt templates: clip80 | vild63 | san14 | a file (one per line). Default: none.",
     ),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
+    devices: int = typer.Option(
+        1,
+        "--devices",
+        min=1,
+        help="Benchmarks: processes (one per GPU, or CPU processes); each image counted once.",
+    ),
+    report: bool = typer.Option(True, "--report/--no-report", help="Benchmarks: also write report.html."),
+    examples: int = typer.Option(
+        8, "--examples", min=0, help="Images shown in report.html, spread over the set."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Report folder (default: runs/evaluate/<name>[N])."),
     name: str = typer.Option("eval", "--name"),
 ) -> None:
     """Writes metrics.json (mIoU, fwIoU, pixel accuracy, per-class IoU) and prints a table."""
-    from openseg_cli.engine.evaluate import EvalRequest, run_evaluation
+    from openseg_cli.errors import UsageError
     from openseg_cli.runs import output_dir
     from openseg_cli.text.queries import read_class_file
     from openseg_cli.text.templates import load_templates
 
+    if (shards is None) == (benchmark is None):
+        raise UsageError("give exactly one of --shards DIR or --benchmark NAME")
+    if benchmark is not None and benchmark not in BENCHMARKS:
+        raise UsageError(f"unknown benchmark {benchmark!r}; choose {' | '.join(BENCHMARKS)}")
     classes = read_class_file(classes_file) if classes_file else None
+    prompts = load_templates(templates) if templates else None
+    root = data or Path(os.environ.get("DETECTRON2_DATASETS") or "datasets")
     out_dir = output_dir(out, "evaluate", name)
-    req = EvalRequest(
-        checkpoint, shards, classes, mask_source, size, batch_size, workers, device, grounding,
-        load_templates(templates) if templates else None,
-    )  # fmt: skip
-    with progress_bar("evaluate", None) as advance:
-        result = run_evaluation(req, out_dir, progress=advance)
+    if benchmark is None or benchmark == "coco":
+        if devices > 1 or sliding_window:
+            raise UsageError("--devices > 1 and --sliding-window need a prepared --benchmark (not shards)")
+        from openseg_cli.engine.evaluate import EvalRequest, run_evaluation
+
+        req = EvalRequest(
+            checkpoint, shards or str(root), classes, mask_source, size or (640 if benchmark else None),
+            batch_size, workers, device, grounding, prompts, benchmark,
+        )  # fmt: skip
+        with progress_bar("evaluate", None) as advance:
+            result = run_evaluation(req, out_dir, progress=advance)
+    else:
+        from openseg_cli.engine.evaluate_benchmark import BenchmarkRequest, run_benchmark_evaluation
+
+        req = BenchmarkRequest(
+            checkpoint, benchmark, root, convention, classes, mask_source, size or 640, sliding_window,
+            stride, workers, device, devices, grounding, prompts, templates, strict, report, examples,
+        )  # fmt: skip
+        with progress_bar(f"evaluate {benchmark}", None) as advance:
+            result = run_benchmark_evaluation(req, out_dir, progress=advance)
     _print_table(result)
+    _print_summary(result, out_dir)
+
+
+def _print_summary(result: dict, out_dir: Path) -> None:
+    skipped = sum(result.get("skips", {}).values())
+    note = f" ({skipped} files skipped: {result['skips']})" if skipped else ""
     console.print(
-        f"mIoU {100 * result['miou']:.2f} on {result['images']} images → {out_dir / 'metrics.json'}"
+        f"mIoU {100 * result['miou']:.2f} on {result['images']} images{note} → {out_dir / 'metrics.json'}"
     )
+    if result.get("report"):
+        console.print(f"report → {result['report']}")
 
 
 def _print_table(result: dict) -> None:

@@ -23,7 +23,7 @@ from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import UsageError
 from openseg_cli.eval.grounding import present_classes, to_global_labels
 from openseg_cli.eval.metrics import SegmentationMetrics
-from openseg_cli.eval.report import write_metrics_json
+from openseg_cli.eval.report import benchmark_scalars, write_metrics_json
 from openseg_cli.inference.scoring import label_map
 from openseg_cli.inference.segmenter import MASK_SOURCES, scores_from_output, select_image
 
@@ -40,6 +40,7 @@ class EvalRequest:
     device: str = "cpu"
     grounding: bool = False  # grounding mIoU: each image's vocabulary is only its ground-truth classes
     templates: list[str] | None = None  # prompt templates averaged per name (None: the bare name)
+    benchmark: str | None = None  # e.g. "coco" (`evaluate --benchmark coco`): names the logged metric keys
 
 
 def dataset_classes(shards: str) -> list[list[str]]:
@@ -82,8 +83,11 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
         "vocabulary": "ground-truth classes per image (grounding mIoU)" if req.grounding else "all classes",
         "templates": len(req.templates or []) or None,
         "size": size,
+        "resolution": "fitted (fit+pad canvas, nearest-neighbour ground truth)",
         "images": images_seen,
     }
+    if req.benchmark:
+        meta = {"benchmark": req.benchmark, **meta, "scalars": benchmark_scalars(result, req.benchmark)}
     write_metrics_json(out_dir / "metrics.json", result, classes, meta)
     return {**result, "classes": classes, "images": images_seen}
 

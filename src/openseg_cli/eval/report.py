@@ -109,3 +109,9 @@ def format_table(metrics: dict, class_names: Sequence, top: int = 10) -> list[tu
     rows += [("best", _name(class_names[i]), _percent(iou)) for iou, i in best]
     rows += [("worst", _name(class_names[i]), _percent(iou)) for iou, i in worst]
     return rows
+
+
+def benchmark_scalars(metrics: dict, benchmark: str) -> dict[str, float | None]:
+    """The summary values under the house's logged-metric keys: `val/miou_<benchmark>`, `val/fwiou_…`,
+    `val/pixel_accuracy_…`, `val/mean_accuracy_…` (fractions; None when undefined)."""
+    return {f"val/{key}_{benchmark}": _finite_or_none(metrics[key]) for _, key in _SUMMARY}
