@@ -54,3 +54,10 @@ def test_predict_benchmark_writes_json(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert figures["matmul_fraction"] > 0 and figures["text_cache_speedup"] > 0
     assert figures["forward_gflop"] > 0 and figures["seconds_median"]["predict"] > 0
+
+
+def test_ingest_benchmark_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "ingest.json"
+    assert _load("ingest").main(["--records", "40", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["memory_growth"] > 0 and set(figures["runs"]) == {"40", "400"}
