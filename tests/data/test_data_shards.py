@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import openseg_cli.data.shards as shards_module
 from openseg_cli.data.coco import CocoPanopticReader, coco_paths, write_coco_shards
 from openseg_cli.data.loader import iter_samples
 from openseg_cli.data.schema import normalise_meta
@@ -104,6 +105,31 @@ def test_resume_after_interruption_gives_identical_shards(toy_root: Path, tmp_pa
     assert (resumed / "toy-train2017-000000.tar").stat().st_mtime_ns == first  # not rewritten
     assert sum(consumed) == 24
     assert _files(resumed) == _files(clean)  # tars byte-identical, sizes.json and progress file equal
+
+
+def test_kill_between_first_shard_landing_and_its_record_resumes(
+    toy_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The first tar is in place but the run died before recording it: the rerun rewrites it."""
+    paths = coco_paths(toy_root, "train2017")
+    clean = tmp_path / "clean"
+    write_coco_shards(paths, clean, "train2017", source="toy", maxcount=5)
+    killed = tmp_path / "killed"
+    reader = CocoPanopticReader(paths, source="toy")
+    real_write_json = shards_module.write_json_atomic
+
+    def die_on_first_record(path, obj):
+        if str(path).endswith(".progress.json") and obj["shards"]:
+            raise _Interrupted  # the tar was os.replace'd, its record never written
+        real_write_json(path, obj)
+
+    monkeypatch.setattr(shards_module, "write_json_atomic", die_on_first_record)
+    with pytest.raises(_Interrupted):
+        write_shards(iter(reader), killed, "toy", "train2017", categories=reader.categories, maxcount=5)
+    monkeypatch.undo()
+    assert [p.name for p in killed.glob("*.tar")] == ["toy-train2017-000000.tar"]  # unrecorded
+    write_coco_shards(paths, killed, "train2017", source="toy", maxcount=5)
+    assert _files(killed) == _files(clean)
 
 
 def test_refuses_foreign_shards_and_changed_input(toy_root: Path, tmp_path: Path) -> None:

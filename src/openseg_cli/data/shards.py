@@ -210,6 +210,10 @@ def write_shards(
         done.append(rec)
         write_json_atomic(progress_path, {"schema": SCHEMA_VERSION, "params": params, "shards": done})
 
+    # Claim the folder before the first tar lands: a run killed between moving a shard into place and
+    # recording it leaves an unrecorded tar, which a rerun must recognise as its own and rewrite.
+    write_json_atomic(progress_path, {"schema": SCHEMA_VERSION, "params": params, "shards": done})
+
     writer = _TarShardWriter(out_dir, prefix, len(done), maxcount, maxsize, record)
     try:
         _consume(samples, writer, done, out_dir, progress)

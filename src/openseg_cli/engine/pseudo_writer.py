@@ -71,7 +71,6 @@ class PseudoShardWriter(BasePredictionWriter):
     def _write(self, rank: int) -> None:
         maxcount = {"maxcount": self.maxcount} if self.maxcount else {}
         try:
-            _drop_unrecorded(rank_dir(self.out_dir, rank), f"{self.source}-{rank_split(rank)}")
             write_shards(
                 self._items(), rank_dir(self.out_dir, rank), self.source, rank_split(rank),
                 categories=[], skipped=self.skipped, command=self.command, manifest_extra=self.extra,
@@ -126,15 +125,6 @@ class PseudoShardWriter(BasePredictionWriter):
             except queue.Full:
                 return  # the writer is stuck; it is a daemon thread and dies with the process
             self._thread.join(timeout=30)
-
-
-def _drop_unrecorded(folder: Path, prefix: str) -> None:
-    """Delete this series' tars when no progress file records any: a run killed between moving its first
-    shard into place and recording it leaves one (`write_shards` would refuse the folder). The folder is
-    this job's own, so an unrecorded tar there can only be such a leftover."""
-    if not (folder / f"{prefix}.progress.json").is_file():
-        for tar in folder.glob(f"{prefix}-[0-9]*.tar"):
-            tar.unlink()
 
 
 def merge_rank_outputs(out_dir: Path, world_size: int, source: str, extra: dict, command=None) -> dict:
