@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
+
+
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm that also takes groups of a single value (one channel per group at 1×1, e.g. the
+    stride-32 map of a 32-px image with a narrow model, batch 1), where torch refuses. There x - mean
+    is 0, so the output is the bias (0 without affine): the limit of the normalisation, not a guess."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1] // self.num_groups * x[0, 0].numel() > 1:
+            return super().forward(x)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return torch.zeros_like(x) + (self.bias.view(shape) if self.affine else 0)
 
 
 def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
     """GroupNorm with the largest group count <= `max_groups` dividing `channels` (tiny widths work too)."""
-    return nn.GroupNorm(math.gcd(max_groups, channels), channels)
+    return GroupNorm(math.gcd(max_groups, channels), channels)
 
 
 def conv_norm_relu(in_dim: int, out_dim: int, kernel_size: int) -> nn.Sequential:
