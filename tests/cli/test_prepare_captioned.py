@@ -118,7 +118,8 @@ def test_coco_json_command(shared_data: Path, tmp_path: Path) -> None:
 
 
 def test_coco_png_mismatch_summary_and_strict(shared_data: Path, tmp_path: Path) -> None:
-    """`prepare coco`: a PNG id missing from segments_info is counted and shown; --strict stops on it."""
+    """`prepare coco`: an image whose PNG paints an id missing from segments_info is skipped, counted and
+    shown; --strict stops on it."""
     src = shared_data / "coco-panoptic-panopticapi"
     pan = json.loads((src / "panoptic_examples.json").read_text())
     pan["annotations"][0]["segments_info"].pop(0)
@@ -131,11 +132,13 @@ def test_coco_png_mismatch_summary_and_strict(shared_data: Path, tmp_path: Path)
     ]  # fmt: skip
     result = run_cli(*args, "--out", tmp_path / "s")
     assert_ok(result)
-    assert "1 png ids without segments_info (read as void)" in " ".join(result.stdout.split())
+    printed = " ".join(result.stdout.split())
+    assert "skipped 1 images × panoptic png paints ids without segments_info" in printed
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
-    assert manifest["maxsize"] == 512 * 1024**2 and manifest["counts"]["written"] == 2
+    assert manifest["maxsize"] == 512 * 1024**2 and manifest["counts"]["written"] == 1
+    assert manifest["counts"]["skipped"] == {"panoptic png paints ids without segments_info": 1}
     strict = run_cli(*args, "--strict", "--out", tmp_path / "t")
-    assert_clean_error(strict, "000000142238.png: id", "png id without segments_info")
+    assert_clean_error(strict, "000000142238.png: ids", "panoptic png paints ids without segments_info")
     assert strict.returncode == INPUT
 
 

@@ -116,11 +116,6 @@ def report(manifest: dict, out_dir: Path) -> None:
         if isinstance(tally, dict) and tally.get("seen"):
             console.print(f"  {part}: {tally['used']} of {tally['seen']} used")
             _print_skips(part, tally.get("skipped") or {}, tally.get("examples") or {})
-    unlisted = manifest.get("png_ids_without_segments_info") or {}
-    if unlisted.get("count"):
-        firsts = [places[0] for places in (unlisted.get("examples") or {}).values() if places]
-        where = f" (first: {firsts[0]})" if firsts else ""
-        console.print(f"  [yellow]{unlisted['count']} png ids without segments_info[/] (read as void){where}")
     if manifest.get("images_without_captions"):
         n = manifest["images_without_captions"]
         console.print(f"  [yellow]{n} images in the folder have no caption[/] (not written)")

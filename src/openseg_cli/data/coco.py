@@ -154,8 +154,9 @@ class CocoPanopticReader:
     format. Each PNG is decoded once to check it against its `segments_info` (`check_png`):
     - a `segments_info` id absent from the PNG: the segment is dropped from the sample (counted in
       `segments`: it has no pixels, so it could only mislead the loss and the metrics);
-    - a PNG id absent from `segments_info`: its pixels stay void, as the decoder reads them (counted in
-      `png_ids`); the PNG bytes are copied unchanged either way.
+    - a PNG id absent from `segments_info`: the image is skipped (reason "panoptic png paints ids without
+      segments_info"): its pixels would be void, i.e. background to the segmentation loss, which would
+      teach that object as background (the training loader refuses such samples too).
     Captions: empty ones and ones for images the panoptic JSON does not list are counted in `captions`.
     With `strict=True` each of these raises InputFileError instead. A malformed JSON always raises.
     """
@@ -165,7 +166,7 @@ class CocoPanopticReader:
     ) -> None:
         paths.check()
         self.paths, self.source, self.strict, self.check_png = paths, source, strict, check_png
-        self.segments, self.png_ids, self.captions = SkipTally(strict), SkipTally(strict), SkipTally(strict)
+        self.segments, self.captions = SkipTally(strict), SkipTally(strict)
         self.segments_seen = self.captions_seen = 0
         pan_path = Path(paths.panoptic_json)
         data = load_json(pan_path, "panoptic JSON")
@@ -244,6 +245,10 @@ class CocoPanopticReader:
             counts = png_id_counts(png)
             if counts is None:
                 return self._skip("unreadable panoptic png", str(png_path))
+            unlisted = sorted(set(counts) - {s["id"] for s in segments} - {0})
+            if unlisted:
+                shown = ", ".join(map(str, unlisted[:5])) + (" ..." if len(unlisted) > 5 else "")
+                return self._skip("panoptic png paints ids without segments_info", f"{png_path}: ids {shown}")
             segments = self._match_png(segments, counts, str(png_path))
         meta = {
             "schema": SCHEMA_VERSION,
@@ -264,11 +269,8 @@ class CocoPanopticReader:
         }
 
     def _match_png(self, segments: list[dict], counts: dict[int, int], where: str) -> list[dict]:
-        """Drop (and count) segments absent from the PNG; count PNG ids that no segment lists."""
+        """Drop (and count) segments absent from the PNG."""
         self.segments_seen += len(segments)
-        listed = {s["id"] for s in segments}
-        for seg_id in sorted(set(counts) - listed - {0}):
-            self.png_ids.skip("png id without segments_info (read as void)", f"{where}: id {seg_id}")
         kept = []
         for seg in segments:
             if seg["id"] in counts:
@@ -278,14 +280,10 @@ class CocoPanopticReader:
         return kept
 
     def manifest_extra(self) -> dict[str, Any]:
-        """Counts beside the image counts: segments_info entries, unlisted PNG ids, captions."""
+        """Counts beside the image counts: segments_info entries, captions."""
         extra: dict[str, Any] = {"images_listed": len(self), "skip_examples": self._examples}
         if self.check_png:
             extra["segments"] = self.segments.summary(self.segments_seen)
-            extra["png_ids_without_segments_info"] = {
-                "count": self.png_ids.total,
-                "examples": self.png_ids.examples,
-            }
         if self._captions is not None:
             extra["captions"] = self.captions.summary(self.captions_seen)
         return extra

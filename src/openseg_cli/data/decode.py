@@ -1,7 +1,9 @@
 """Decode one shard sample: image bytes → RGB array, panoptic PNG → id map → segment and semantic maps.
 
 The panoptic PNG is decoded here, never by webdataset's generic image handler: that handler returns an
-RGB image, and the id (R + 256 G + 256^2 B) would be lost.
+RGB image, and the id (R + 256 G + 256^2 B) would be lost. A PNG that paints ids its meta does not list
+(the PNG of another image, a meta that lost segments) would teach those objects as background: such a
+sample raises UnlistedIdsError, which the loaders skip and count.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from openseg_cli.errors import InputFileError, UsageError
 
 class CorruptSampleError(InputFileError):
     """One sample cannot be used (unreadable image, bad meta, size mismatch). Loaders count and skip it."""
+
+
+class UnlistedIdsError(CorruptSampleError):
+    """A panoptic PNG paints ids that no segment of the sample's meta lists (a PNG of another image, or a
+    meta that lost segments): training on it would teach those objects as background."""
 
 
 @dataclass
@@ -242,6 +249,7 @@ def decode_sample(sample: Mapping[str, Any], class_of: Mapping[int, int]) -> Dec
     if ids is None:
         ids = np.zeros(image.shape[:2], np.int64)
     segment_map, classes, semantic = build_maps(ids, meta["segments"], class_of)
+    check_listed_ids(ids, segment_map, semantic, meta["segments"], where)
     return DecodedSample(
         key=key,
         url=url,
@@ -251,3 +259,25 @@ def decode_sample(sample: Mapping[str, Any], class_of: Mapping[int, int]) -> Dec
         segment_classes=torch.from_numpy(classes),
         semantic=torch.from_numpy(semantic),
     )
+
+
+def check_listed_ids(ids: np.ndarray, segment_map: np.ndarray, semantic: np.ndarray, segments, where) -> None:
+    """UnlistedIdsError when a non-zero id of the PNG is not a meta segment's id."""
+    labelled = np.count_nonzero((segment_map > 0) | (semantic >= 0))
+    if np.count_nonzero(ids) <= labelled:
+        return  # every painted pixel got a segment or a class: all its ids are listed
+    listed = np.array([int(seg["id"]) for seg in segments], np.int64)
+    unlisted = np.unique(ids[(ids != 0) & ~np.isin(ids, listed)])
+    if unlisted.size:
+        shown = ", ".join(str(int(i)) for i in unlisted[:5]) + (" ..." if unlisted.size > 5 else "")
+        raise UnlistedIdsError(
+            f"{where}: panoptic PNG paints ids not listed in meta segments ({shown}; "
+            f"{int(np.isin(ids, unlisted).sum())} pixels)"
+        )
+
+
+def skip_reason(exn: CorruptSampleError) -> str:
+    """The counted reason of a sample that cannot be used (see skips.SHARED_REASONS)."""
+    if isinstance(exn, UnlistedIdsError):
+        return "unlisted panoptic ids"
+    return "unreadable image" if "unreadable image" in str(exn) else "corrupt sample"

@@ -21,8 +21,14 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from openseg_cli.config.schema import DataConfig
-from openseg_cli.data.checked import decode_checked, skip_reason
-from openseg_cli.data.decode import CorruptSampleError, class_lookup, decode_image, parse_meta
+from openseg_cli.data.decode import (
+    CorruptSampleError,
+    class_lookup,
+    decode_image,
+    decode_sample,
+    parse_meta,
+    skip_reason,
+)
 from openseg_cli.data.schema import META_MEMBER, PANOPTIC_MEMBER, image_member
 from openseg_cli.data.shards import count_samples, list_shards, read_manifest, read_sizes
 from openseg_cli.data.skips import ShardCounts, SkipCounter, mix_seed
@@ -107,7 +113,7 @@ class _TrainSamples:
         gen = torch.Generator().manual_seed(mix_seed(self.seed, self.rank, worker, self.epoch, 3))
         for raw in src:
             try:
-                d = decode_checked(raw, self.class_of)
+                d = decode_sample(raw, self.class_of)
             except CorruptSampleError as exn:
                 self.skips.count(skip_reason(exn), str(exn))
                 continue
@@ -141,7 +147,7 @@ class _EvalSamples:
     def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for raw in src:
             try:
-                d = decode_checked(raw, self.class_of)
+                d = decode_sample(raw, self.class_of)
             except CorruptSampleError as exn:
                 self.skips.count(skip_reason(exn), str(exn))
                 continue
