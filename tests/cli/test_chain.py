@@ -56,7 +56,10 @@ def test_full_chain(toy_shards: Path, tmp_path: Path) -> None:
         "trainer.checkpoint_every_steps=2", "model.num_queries=8",
     ]  # fmt: skip
     args = [x for o in overrides for x in ("--set", o)]
-    assert_ok(run_cli("train", REPO / "recipes" / "toy.yaml", *args, "--max-steps", 4, "--out", run))
+    trained = run_cli("train", REPO / "recipes" / "toy.yaml", *args, "--max-steps", 4, "--out", run)
+    assert_ok(trained)
+    printed = trained.stdout + trained.stderr
+    assert "training to step 4" in printed and "/-2" not in printed  # not Lightning's "Epoch 0/-2"
     assert (run / "model.pt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "recipe.yaml").is_file() and (run / "logs" / "metrics.csv").is_file()
     resumed = run_cli("train", REPO / "recipes" / "toy.yaml", *args, "--max-steps", 6,
@@ -66,10 +69,20 @@ def test_full_chain(toy_shards: Path, tmp_path: Path) -> None:
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
 
     report = tmp_path / "eval"
-    assert_ok(run_cli("evaluate", run / "model.pt", "--shards", root / "val", "--out", report))
+    evaluated = run_cli(
+        "evaluate", run / "model.pt", "--shards", root / "val", "--out", report, "--examples", 4
+    )
+    assert_ok(evaluated)
     metrics = json.loads((report / "metrics.json").read_text())
     assert 0.0 <= metrics["miou"] <= 1.0 and len(metrics["per_class"]) == 9
     assert metrics["meta"]["images"] == 6
+    html = (report / "report.html").read_text()  # --report is the default: 4 example rows, 3 images each
+    assert html.count('<div class="ex">') == 4 and html.count('src="data:image/png;base64,') == 3 * 4
+    assert "report →" in evaluated.stdout
+    assert f"<b>{100 * metrics['miou']:.2f}%</b><span>mIoU</span>" in html
+    quiet = tmp_path / "eval-quiet"
+    assert_ok(run_cli("evaluate", run / "model.pt", "--shards", root / "val", "--out", quiet, "--no-report"))
+    assert (quiet / "metrics.json").is_file() and not (quiet / "report.html").exists()
 
     pseudo = tmp_path / "pseudo"
     assert_ok(run_cli("pseudo-label", root / "train", "--teacher", run / "checkpoints" / "last.ckpt",

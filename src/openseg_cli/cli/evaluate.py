@@ -79,14 +79,16 @@ def evaluate(
         min=1,
         help="Benchmarks: processes (one per GPU, or CPU processes); each image counted once.",
     ),
-    report: bool = typer.Option(True, "--report/--no-report", help="Benchmarks: also write report.html."),
+    report: bool = typer.Option(
+        True, "--report/--no-report", help="Also write report.html (self-contained) beside metrics.json."
+    ),
     examples: int = typer.Option(
         8, "--examples", min=0, help="Images shown in report.html, spread over the set."
     ),
     out: Path | None = typer.Option(None, "--out", help="Report folder (default: runs/evaluate/<name>[N])."),
     name: str = typer.Option("eval", "--name"),
 ) -> None:
-    """Writes metrics.json (mIoU, fwIoU, pixel accuracy, per-class IoU) and prints a table."""
+    """Writes metrics.json (mIoU, fwIoU, pixel accuracy, per-class IoU) and report.html; prints a table."""
     from openseg_cli.errors import UsageError
     from openseg_cli.runs import output_dir
     from openseg_cli.text.queries import read_class_file
@@ -107,7 +109,7 @@ def evaluate(
 
         req = EvalRequest(
             checkpoint, shards or str(root), classes, mask_source, size or (640 if benchmark else None),
-            batch_size, workers, device, grounding, prompts, benchmark,
+            batch_size, workers, device, grounding, prompts, benchmark, report, examples,
         )  # fmt: skip
         with progress_bar("evaluate", None) as advance:
             result = run_evaluation(req, out_dir, progress=advance)

@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import RichProgressBar
 
 from openseg_cli.atomic import atomic_write, atomic_write_json
 from openseg_cli.data.skips import SHARED_REASONS
@@ -25,6 +26,17 @@ class SlimExport(L.Callback):
         if trainer.is_global_zero:
             extra = {"global_step": int(trainer.global_step), "val_classes": pl_module.val_classes}
             write_slim_checkpoint(self.path, pl_module.recipe, pl_module.state_dict(), extra=extra)
+
+
+class StepProgressBar(RichProgressBar):
+    """Rich progress for step-based runs: "Epoch 3 (training to step 1500)" instead of Lightning's
+    "Epoch 3/-2" (it prints max_epochs - 1, and step-based training sets max_epochs = -1)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        trainer = self.trainer
+        if trainer.max_epochs is not None and trainer.max_epochs >= 0:
+            return super()._get_train_description(current_epoch)
+        return f"Epoch {current_epoch} (training to step {trainer.max_steps})"
 
 
 class SkipReport(L.Callback):

@@ -1,4 +1,5 @@
-"""`run_evaluation`: a checkpoint on a semantic val set (shards) → mIoU, per-class IoU, metrics.json.
+"""`run_evaluation`: a checkpoint on a semantic val set (shards) → mIoU, per-class IoU, metrics.json and
+report.html (examples spread over the set, shown at the fitted resolution they were scored at).
 
 `mask_source` is the Table 4 ablation (pred | pixel | gt); `grounding` gives grounding mIoU (each image
 scored against only the classes of its ground truth).
@@ -16,9 +17,10 @@ from pathlib import Path
 import torch
 
 from openseg_cli.data.loader import build_eval_loader
-from openseg_cli.data.shards import read_manifest
+from openseg_cli.data.shards import count_samples, list_shards, read_manifest
 from openseg_cli.engine.checkpoint import load_model
 from openseg_cli.engine.cpu import share_cpu_cores
+from openseg_cli.engine.evaluate_examples import batch_examples, example_indices, write_report
 from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import UsageError
 from openseg_cli.eval.grounding import present_classes, to_global_labels
@@ -41,6 +43,8 @@ class EvalRequest:
     grounding: bool = False  # grounding mIoU: each image's vocabulary is only its ground-truth classes
     templates: list[str] | None = None  # prompt templates averaged per name (None: the bare name)
     benchmark: str | None = None  # e.g. "coco" (`evaluate --benchmark coco`): names the logged metric keys
+    report: bool = True  # also write report.html beside metrics.json
+    examples: int = 8  # images shown in report.html, spread evenly over the set
 
 
 def dataset_classes(shards: str) -> list[list[str]]:
@@ -50,7 +54,9 @@ def dataset_classes(shards: str) -> list[list[str]]:
 
 
 def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], None] | None = None) -> dict:
-    """Evaluate and write `out_dir/metrics.json`; returns the metrics dict (+ class names).
+    """Evaluate and write `out_dir/metrics.json` (and `report.html` unless `req.report` is False).
+
+    Returns the metrics dict plus "classes", "images" and "report" (its path, or None).
 
     Raises UsageError for an unknown mask source or a class list whose length differs from the dataset's.
     """
@@ -69,13 +75,23 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
         class_embeds, class_valid = embeds.to(req.device), valid.to(req.device)
         metrics = SegmentationMetrics(num_classes=len(classes))
         loader = build_eval_loader(req.shards, batch_size=req.batch_size, crop_size=size, workers=req.workers)
-        images_seen = 0
+        keep = _example_indices(req)
+        images_seen, examples = 0, []
         for batch in loader:
-            metrics.update(_batch_labels(model, batch, class_embeds, class_valid, req), batch["semantic"])
+            labels = _batch_labels(model, batch, class_embeds, class_valid, req)
+            metrics.update(labels, batch["semantic"])
+            examples += batch_examples(batch, labels, images_seen, keep)
             images_seen += len(batch["keys"])
             if progress:
                 progress(len(batch["keys"]))
     result = metrics.compute()
+    meta = _meta(req, size, images_seen, result)
+    metrics_path = write_metrics_json(out_dir / "metrics.json", result, classes, meta)
+    report = write_report(out_dir, metrics_path, classes, examples) if req.report else None
+    return {**result, "classes": classes, "images": images_seen, "report": report}
+
+
+def _meta(req: EvalRequest, size: int, images: int, result: dict) -> dict:
     meta = {
         "checkpoint": str(req.checkpoint),
         "shards": str(req.shards),
@@ -84,12 +100,20 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
         "templates": len(req.templates or []) or None,
         "size": size,
         "resolution": "fitted (fit+pad canvas, nearest-neighbour ground truth)",
-        "images": images_seen,
+        "images": images,
     }
     if req.benchmark:
         meta = {"benchmark": req.benchmark, **meta, "scalars": benchmark_scalars(result, req.benchmark)}
-    write_metrics_json(out_dir / "metrics.json", result, classes, meta)
-    return {**result, "classes": classes, "images": images_seen}
+    return meta
+
+
+def _example_indices(req: EvalRequest) -> set[int]:
+    """Positions (in loader order) of the images kept for the report, spread over the listed samples
+    (sizes.json counts; a corrupt sample skipped shifts the later positions by one)."""
+    if not req.report or req.examples <= 0:
+        return set()
+    total = sum(count_samples(url) for url in list_shards(req.shards))
+    return example_indices(total, req.examples)
 
 
 def _batch_labels(model, batch, class_embeds, class_valid, req: EvalRequest) -> torch.Tensor:

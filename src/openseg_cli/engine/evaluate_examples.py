@@ -1,5 +1,6 @@
 """Examples kept for the HTML report: which images (spread evenly over the set), downscaled, and the
-report itself written beside metrics.json."""
+report itself written beside metrics.json. Shared by `evaluate --benchmark` (original-resolution images)
+and `evaluate --shards` (eval batches: fitted images, cropped to their unpadded region)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openseg_cli.data.transforms import fit_size, resize_image, resize_map
+from openseg_cli.data.transforms import CLIP_MEAN, CLIP_STD, fit_size, resize_image, resize_map
 
 # Longest side of a kept example (pixels): three PNGs per example stay a few tens of kB in the HTML.
 EXAMPLE_SIDE = 320
@@ -39,6 +40,39 @@ def downscaled_example(
         resize_map(target.cpu().long(), size).numpy().astype(np.int64),
         resize_map(prediction.cpu().long(), size).numpy().astype(np.int64),
     )
+
+
+def displayable_image(image: torch.Tensor) -> torch.Tensor:
+    """A CLIP-normalised float [3, H, W] (`data.transforms.normalise`) → uint8 [H, W, 3] on the CPU.
+
+    Exact for pixels that were uint8 before normalising (the eval transform resizes in uint8): the float32
+    round trip is off by ~1e-4 grey levels, which rounding removes.
+    """
+    mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(3, 1, 1)
+    pixels = (image.detach().float().cpu() * std + mean) * 255.0
+    return pixels.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+
+
+def batch_examples(batch: dict, labels: torch.Tensor, first: int, keep: set[int]) -> list[tuple]:
+    """`downscaled_example`s of the items of an eval batch (`data.loader.collate_eval`) whose running index
+    `first + b` is in `keep`.
+
+    Each is the fitted (fit+pad) image, ground truth and prediction cropped to the unpadded region
+    `fit_size(*sizes[b], S)` (the padding is ignore, not image), S = the batch's canvas side.
+    batch["images"] float [B, 3, S, S] CLIP-normalised, batch["semantic"] long [B, S, S] (-1 = ignore),
+    batch["sizes"] [(H, W)] before fitting; labels long [B, S, S] (-1 = none).
+    """
+    side = batch["semantic"].shape[-1]
+    kept = []
+    for b, key in enumerate(batch["keys"]):
+        if first + b not in keep:
+            continue
+        height, width = fit_size(*batch["sizes"][b], side)
+        image = displayable_image(batch["images"][b, :, :height, :width])
+        target = batch["semantic"][b, :height, :width]
+        kept.append(downscaled_example(key, image, target, labels[b, :height, :width]))
+    return kept
 
 
 def write_report(

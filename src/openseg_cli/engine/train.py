@@ -14,14 +14,20 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from openseg_cli.config import Recipe, dump_recipe
 from openseg_cli.data.loader import check_parallelism
 from openseg_cli.data.shards import list_shards, read_manifest
-from openseg_cli.engine.callbacks import SKIPPED_FILE, AtomicCheckpointIO, SkipReport, SlimExport
+from openseg_cli.engine.callbacks import (
+    SKIPPED_FILE,
+    AtomicCheckpointIO,
+    SkipReport,
+    SlimExport,
+    StepProgressBar,
+)
 from openseg_cli.engine.cpu import share_cpu_cores
 from openseg_cli.engine.datamodule import ShardDataModule
 from openseg_cli.engine.module import OpenSegModule
@@ -203,7 +209,7 @@ def build_trainer(
         SlimExport(run_dir / "model.pt"),
         SkipReport(run_dir / SKIPPED_FILE),
         LearningRateMonitor(logging_interval="step"),
-        RichProgressBar(leave=True),
+        StepProgressBar(leave=True),
     ]
     if has_val:
         callbacks.append(
