@@ -61,3 +61,19 @@ def test_ingest_benchmark_writes_json(tmp_path: Path) -> None:
     assert _load("ingest").main(["--records", "40", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     assert figures["memory_growth"] > 0 and set(figures["runs"]) == {"40", "400"}
+
+
+def test_eval_benchmark_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    tiny = ["model.head_width=16", "model.fpn_dim=16", "model.num_queries=4", "model.decoder_layers=1"]
+    args = ["--clip", "openseg-tiny-rn", "--size", "64", "--images", "2", "--height", "48", "--width", "64"]
+    args += ["--repeats", "1", "--confusion-images", "2", "--json", str(out), *(f"--set={s}" for s in tiny)]
+    assert _load("eval").main(args) == 0
+    figures = json.loads(out.read_text())
+    assert 0 < figures["forward_fraction"] < 1 and 0 < figures["forward_fraction_cold"] < 1
+    assert figures["speedup"] > 0 and figures["benchmark"] == "ade847"
+    for run in ("seconds_cold", "seconds_warm"):
+        stages = figures[run]
+        assert stages["forward"] > 0 and stages["text"] > 0 and stages["upsample"] > 0
+        parts = sum(v for k, v in stages.items() if k != "total")
+        assert parts == pytest.approx(stages["total"])  # the stages and `other` add up to the wall time
