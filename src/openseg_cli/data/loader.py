@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader
 
 from openseg_cli.config.schema import DataConfig
 from openseg_cli.data.decode import (
@@ -32,61 +31,18 @@ from openseg_cli.data.decode import (
 from openseg_cli.data.schema import META_MEMBER, PANOPTIC_MEMBER, image_member
 from openseg_cli.data.shards import count_samples, list_shards, read_manifest, read_sizes
 from openseg_cli.data.skips import ShardCounts, SkipCounter, mix_seed
+from openseg_cli.data.streams import (
+    SeededMix,
+    SeededShuffle,
+    Sized,
+    SplitByRank,
+    TakeShare,
+    WorkerSeed,
+    worker_position,
+)
 from openseg_cli.data.transforms import eval_transform, train_transform
 from openseg_cli.data.words import WordSampler, check_words_available
 from openseg_cli.errors import InputFileError, RecipeError
-
-
-def _worker() -> tuple[int, int]:
-    info = get_worker_info()
-    return (0, 1) if info is None else (info.id, info.num_workers)
-
-
-class _WorkerSeed:
-    """Seed source for ResampledShards: differs per rank and worker (a class, so workers can pickle it)."""
-
-    def __init__(self, rank: int) -> None:
-        self.rank = rank
-
-    def __call__(self) -> int:
-        return self.rank * 1000 + _worker()[0]
-
-
-class _SplitByRank:
-    """Shard urls r, r + world, r + 2 world ... for rank r (explicit rank: no torch.distributed needed)."""
-
-    def __init__(self, rank: int, world_size: int) -> None:
-        self.rank, self.world_size = rank, world_size
-
-    def __call__(self, src: Iterator[Any]) -> Iterator[Any]:
-        return islice(src, self.rank, None, self.world_size)
-
-
-class _SeededShuffle:
-    """Shuffle buffer seeded per (seed, rank, worker, epoch); the epoch counter lives in the worker."""
-
-    def __init__(self, bufsize: int, seed: int, rank: int) -> None:
-        self.bufsize, self.seed, self.rank, self.epoch = bufsize, seed, rank, -1
-
-    def __call__(self, src: Iterator[Any]) -> Iterator[Any]:
-        self.epoch += 1
-        rng = random.Random(mix_seed(self.seed, self.rank, _worker()[0], self.epoch, 1))
-        return wds.shuffle(self.bufsize, min(self.bufsize, 100), rng=rng)(src)
-
-
-class _TakeShare:
-    """End the epoch after this worker's share of `total` batches (shares differ by at most one).
-
-    The DataLoader takes batches from workers in turn, so the rank yields exactly `total` batches.
-    """
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-
-    def __call__(self, src: Iterator[Any]) -> Iterator[Any]:
-        worker, num_workers = _worker()
-        share = self.total // num_workers + (1 if worker < self.total % num_workers else 0)
-        return islice(src, share)
 
 
 class _TrainSamples:
@@ -108,7 +64,7 @@ class _TrainSamples:
 
     def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         self.epoch += 1
-        worker = _worker()[0]
+        worker = worker_position()[0]
         rng = random.Random(mix_seed(self.seed, self.rank, worker, self.epoch, 2))
         gen = torch.Generator().manual_seed(mix_seed(self.seed, self.rank, worker, self.epoch, 3))
         for raw in src:
@@ -243,13 +199,13 @@ def build_train_loader(
         total = sum(count_samples(u) for u in list_shards(shard_dir))
         steps_per_epoch = max(1, total // (data_cfg.batch_size * world_size))
     probs = [1.0 - data_cfg.mix_probability, data_cfg.mix_probability]
-    samples = sources[0] if len(sources) == 1 else _SeededMix(sources, probs, seed, rank)
+    samples = sources[0] if len(sources) == 1 else SeededMix(sources, probs, seed, rank)
     pipeline = wds.DataPipeline(
         samples,
         wds.batched(data_cfg.batch_size, collation_fn=collate_train, partial=False),
-        _TakeShare(steps_per_epoch),
+        TakeShare(steps_per_epoch),
     )
-    return _loader(_Sized(pipeline, steps_per_epoch), data_cfg.workers, skips)
+    return _loader(Sized(pipeline, steps_per_epoch), data_cfg.workers, skips)
 
 
 def _train_source(
@@ -267,45 +223,12 @@ def _train_source(
     if need_words:
         check_words_available(urls, spec)
     return wds.DataPipeline(
-        wds.ResampledShards(urls, seed=seed, worker_seed=_WorkerSeed(rank), deterministic=True),
+        wds.ResampledShards(urls, seed=seed, worker_seed=WorkerSeed(rank), deterministic=True),
         wds.tarfile_to_samples(handler=skips),
         ShardCounts(read_sizes(urls), skips),
-        _SeededShuffle(cfg.shuffle_buffer, seed, rank) if cfg.shuffle_buffer > 1 else None,
+        SeededShuffle(cfg.shuffle_buffer, seed, rank) if cfg.shuffle_buffer > 1 else None,
         _TrainSamples(cfg, _class_of(spec), seed, rank, skips, need_words),
     )
-
-
-class _Sized(IterableDataset):
-    """A pipeline with an exact `len` (webdataset's `with_length` makes a class that cannot be pickled,
-    which DataLoader workers started by "spawn" or "forkserver" need)."""
-
-    def __init__(self, pipeline: wds.DataPipeline, length: int) -> None:
-        super().__init__()
-        self.pipeline, self.length = pipeline, length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self.pipeline)
-
-
-class _SeededMix(IterableDataset):
-    """Interleave endless sources, picking source i with probability probs[i] from an RNG seeded per
-    (seed, rank, worker, epoch): webdataset's RandomMix draws from the global `random`, the same on
-    every rank."""
-
-    def __init__(self, sources: list, probs: list[float], seed: int, rank: int) -> None:
-        super().__init__()
-        self.sources, self.probs, self.seed, self.rank, self.epoch = sources, probs, seed, rank, -1
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        self.epoch += 1
-        rng = random.Random(mix_seed(self.seed, self.rank, _worker()[0], self.epoch, 4))
-        streams = [iter(source) for source in self.sources]
-        indices = list(range(len(streams)))
-        while True:
-            yield next(streams[rng.choices(indices, weights=self.probs)[0]])
 
 
 def build_eval_loader(
@@ -328,7 +251,7 @@ def build_eval_loader(
     skips = SkipCounter("eval", strict=strict)
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(urls),
-        _SplitByRank(rank, world_size),
+        SplitByRank(rank, world_size),
         wds.split_by_worker,
         wds.tarfile_to_samples(handler=skips),
         ShardCounts(read_sizes(urls), skips),
