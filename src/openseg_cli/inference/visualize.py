@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from openseg_cli.text.queries import class_display_name
+
 UNKNOWN_COLOR = (0, 0, 0)  # blended at `alpha`, unknown regions show as a darkened image
 UINT8_UNKNOWN = 255
 UINT16_UNKNOWN = 65535
@@ -43,11 +45,6 @@ def palette(n: int) -> np.ndarray:
         value = (0.95, 0.75, 0.6)[(i // 3) % 3]
         colours[i] = [round(255 * c) for c in colorsys.hsv_to_rgb(hue, saturation, value)]
     return colours
-
-
-def class_display_name(name: str | Sequence[str]) -> str:
-    """A class given as a name or as a synonym list is shown by its first name."""
-    return name if isinstance(name, str) else str(name[0])
 
 
 def _as_numpy(array) -> np.ndarray:

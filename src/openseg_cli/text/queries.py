@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from openseg_cli.errors import InputFileError, OpenSegError, UsageError
@@ -60,11 +61,13 @@ def read_class_file(path: str | os.PathLike[str], *, allow_duplicates: bool = Tr
     return _validated(classes, str(file), InputFileError, allow_duplicates=allow_duplicates)
 
 
-def class_display_name(synonyms: list[str]) -> str:
-    """The name shown for a class (legends, reports): its first synonym."""
+def class_display_name(synonyms: str | Sequence[str]) -> str:
+    """The name shown for a class (legends, reports): the name itself, or its first synonym."""
+    if isinstance(synonyms, str):
+        return synonyms
     if not synonyms:
         raise UsageError("a class needs at least one name")
-    return synonyms[0]
+    return str(synonyms[0])
 
 
 def _classes_from_json(content: str, file: Path) -> list[list[str]]:
