@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from openseg_cli.atomic import atomic_write, atomic_write_json, atomic_write_text
+from openseg_cli.atomic import atomic_write, atomic_write_json, atomic_write_text, remove_stale_temps
 
 
 def test_written_file_gets_umask_permissions_not_mkstemps_0600(tmp_path: Path) -> None:
@@ -33,3 +33,23 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
         atomic_write(path, explode)
     assert path.read_text() == '{\n "a": 1\n}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+
+
+def test_stale_temp_files_of_a_killed_writer_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # A writer killed (SIGKILL) in the middle of atomic_write: its temp file stays behind.
+    script = (
+        "import os, signal, sys\n"
+        "from openseg_cli.atomic import atomic_write\n"
+        "atomic_write(sys.argv[1], lambda f: (f.write(b'half'), os.kill(os.getpid(), signal.SIGKILL)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a.progress.json")])
+    assert done.returncode != 0
+    (tmp_path / "a.progress.json.keep").write_text("x")
+    (tmp_path / ".other.json.abc.tmp").write_text("not ours")
+    leftovers = [p.name for p in tmp_path.glob(".a.progress.json.*.tmp")]
+    assert len(leftovers) == 1
+    assert remove_stale_temps(tmp_path, "a*") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.abc.tmp", "a.progress.json.keep"]

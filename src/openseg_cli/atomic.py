@@ -50,3 +50,16 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, obj: Any, indent: int = 1, allow_nan: bool = True) -> Path:
     """JSON (non-ASCII kept as is), atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=allow_nan))
+
+
+def remove_stale_temps(folder: str | Path, name_glob: str = "*") -> int:
+    """Delete the temporary files `atomic_write` leaves when its process is killed (SIGKILL, power loss:
+    its own cleanup never runs) for targets matching `name_glob` in `folder`; returns how many.
+
+    Call it only where no other process is writing those targets (a resumed job's own folder).
+    """
+    removed = 0
+    for tmp in Path(folder).glob(f".{name_glob}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed

@@ -128,8 +128,11 @@ def test_kill_between_first_shard_landing_and_its_record_resumes(
         write_shards(iter(reader), killed, "toy", "train2017", categories=reader.categories, maxcount=5)
     monkeypatch.undo()
     assert [p.name for p in killed.glob("*.tar")] == ["toy-train2017-000000.tar"]  # unrecorded
+    # a SIGKILL inside atomic_write also leaves its temp file (its cleanup never ran)
+    (killed / ".toy-train2017.progress.json.k1ll3d.tmp").write_text("{half")
     write_coco_shards(paths, killed, "train2017", source="toy", maxcount=5)
     assert _files(killed) == _files(clean)
+    assert not list(killed.glob(".*.tmp"))
 
 
 def test_refuses_foreign_shards_and_changed_input(toy_root: Path, tmp_path: Path) -> None:

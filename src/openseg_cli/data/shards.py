@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from openseg_cli.atomic import atomic_write_json
+from openseg_cli.atomic import atomic_write_json, remove_stale_temps
 from openseg_cli.data.schema import META_MEMBER, SCHEMA_VERSION, validate_sample
 from openseg_cli.errors import InputFileError
 
@@ -141,6 +141,8 @@ def _start_or_resume(out_dir: Path, prefix: str, params: dict[str, Any], overwri
             path.unlink()
     for tmp in out_dir.glob(f"{prefix}-*.tar.tmp"):  # left by a killed run
         tmp.unlink()
+    for name in (f"{prefix}*", SIZES, MANIFEST):  # atomic_write's temp files of a killed run
+        remove_stale_temps(out_dir, name)
     return done
 
 

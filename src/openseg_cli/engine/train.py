@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from openseg_cli.atomic import remove_stale_temps
 from openseg_cli.config import Recipe, dump_recipe
 from openseg_cli.data.loader import check_parallelism
 from openseg_cli.data.shards import list_shards, read_manifest
@@ -115,6 +116,7 @@ def run_training(
         trainer = build_trainer(recipe, run_dir, accumulate, bool(val_classes), strategy, callbacks)
     if _launch_rank() == 0:  # ranks Lightning starts later would write the same file at the same time
         dump_recipe(recipe, run_dir / "recipe.yaml")
+        remove_stale_temps(run_dir / "checkpoints", "*.ckpt")  # a killed save's partial file, not a ckpt
     model, text_encoder = build_model(recipe.model)
     module = OpenSegModule(model, text_encoder, build_criterion(recipe.loss), recipe, val_classes)
     batches_per_epoch = recipe.trainer.val_every_steps * accumulate
