@@ -40,13 +40,15 @@ from openseg_cli.data.streams import (
     WorkerSeed,
     worker_position,
 )
-from openseg_cli.data.transforms import eval_transform, train_transform
+from openseg_cli.data.train_crop import crop_segments, decode_train_inputs
+from openseg_cli.data.transforms import crop_image, eval_transform, plan_crop
 from openseg_cli.data.words import WordSampler, check_words_available
 from openseg_cli.errors import InputFileError, RecipeError
 
 
 class _TrainSamples:
-    """Decode → words → train transform, per sample; corrupt samples are counted and skipped."""
+    """Decode → words → crop plan → the crop's labels and pixels (train_crop.py), per sample; corrupt
+    samples are counted and skipped."""
 
     def __init__(
         self,
@@ -69,24 +71,19 @@ class _TrainSamples:
         gen = torch.Generator().manual_seed(mix_seed(self.seed, self.rank, worker, self.epoch, 3))
         for raw in src:
             try:
-                d = decode_sample(raw, self.class_of)
+                d = decode_train_inputs(raw)
             except CorruptSampleError as exn:
                 self.skips.count(skip_reason(exn), str(exn))
                 continue
             # InputFileError (no nouns for this sample) is fatal on purpose: else words are lost silently
             words = self.words.sample(d.key, d.url, d.meta, rng) if self.need_words else []
-            image, seg, classes = train_transform(
-                d.image,
-                d.segment_map,
-                d.segment_classes,
-                self.cfg.crop_size,
-                tuple(self.cfg.scale_range),
-                self.cfg.hflip,
-                gen,
-            )
+            cfg = self.cfg
+            plan = plan_crop(*d.image.shape[:2], cfg.crop_size, tuple(cfg.scale_range), cfg.hflip, gen)
+            # crop first: only the pixels the crop keeps are resized and labelled (train_crop.py)
+            seg, classes = crop_segments(d.panoptic, d.meta["segments"], self.class_of, plan)
             self.skips.ok()
             yield {
-                "image": image,
+                "image": crop_image(d.image, plan),
                 "segment_map": seg,
                 "segment_classes": classes,
                 "words": words,

@@ -8,6 +8,8 @@ semantic -1 (ignore). After any crop, segments with no pixels left are dropped a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -70,6 +72,101 @@ def renumber(segment_map: torch.Tensor, segment_classes: torch.Tensor) -> tuple[
     return lut[segment_map], segment_classes[present[1:]]
 
 
+@dataclass(frozen=True)
+class CropPlan:
+    """One train crop, decided before any pixel is touched: the whole image scaled to `size` (h', w'),
+    the crop's top-left (`top`, `left`) in that scaled image, its side `crop_size` and the flip."""
+
+    source: tuple[int, int]  # (H, W) of the image and its maps
+    size: tuple[int, int]
+    top: int
+    left: int
+    crop_size: int
+    flip: bool
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        """(h, w) of the crop before padding: crop_size, or less where the scaled image is smaller."""
+        s = self.crop_size
+        return min(s, self.size[0] - self.top), min(s, self.size[1] - self.left)
+
+    def source_rows(self) -> torch.Tensor:
+        """long [h]: the source row of each crop row under nearest resizing (see `nearest_indices`)."""
+        return nearest_indices(self.source[0], self.size[0], self.top, self.out_hw[0])
+
+    def source_cols(self) -> torch.Tensor:
+        """long [w]: the source column of each crop column (before the flip)."""
+        return nearest_indices(self.source[1], self.size[1], self.left, self.out_hw[1])
+
+
+def plan_crop(
+    height: int,
+    width: int,
+    crop_size: int,
+    scale_range: tuple[float, float] = (0.5, 2.0),
+    hflip: bool = True,
+    generator: torch.Generator | None = None,
+) -> CropPlan:
+    """Draw the scale jitter, crop offset and flip (in this order, from `generator`) for an H x W image.
+
+    The scale is `crop_size / max(H, W)` (the image fits the crop) times U(scale_range).
+    """
+    lo, hi = scale_range
+    jitter = lo + (hi - lo) * float(torch.rand((), generator=generator))
+    scale = crop_size / max(height, width) * jitter
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    top = int(torch.randint(0, max(size[0] - crop_size, 0) + 1, (), generator=generator))
+    left = int(torch.randint(0, max(size[1] - crop_size, 0) + 1, (), generator=generator))
+    flip = hflip and float(torch.rand((), generator=generator)) < 0.5
+    return CropPlan((height, width), size, top, left, crop_size, flip)
+
+
+def nearest_indices(src: int, dst: int, start: int, count: int) -> torch.Tensor:
+    """long [count]: source index of output pixels start..start+count-1 when `resize_map` turns src
+    pixels into dst ("nearest-exact"). Computed by F.interpolate itself on 0..src-1, so the crop of a
+    resized map equals a gather of the source map exactly (indices < 2^24 are exact in float32)."""
+    if src == dst:
+        return torch.arange(start, start + count)
+    line = torch.arange(src, dtype=torch.float32)[None, None, :, None]
+    picked = F.interpolate(line, size=(dst, 1), mode="nearest-exact")[0, 0, start : start + count, 0]
+    return picked.long()
+
+
+def crop_image(image: torch.Tensor, plan: CropPlan) -> torch.Tensor:
+    """uint8 [H, W, 3] → CLIP-normalised float [3, S, S]: resize, crop, flip, then pad bottom/right
+    (the padding lands on the left when flipped, as if padded before the flip).
+
+    Only the crop is converted to float (in place), and flipped while still uint8.
+    """
+    s = plan.crop_size
+    img = resize_image(image.permute(2, 0, 1), plan.size)  # uint8: ~4x faster than float
+    img = img[:, plan.top : plan.top + s, plan.left : plan.left + s]
+    if plan.flip:
+        img = img.flip(-1)
+    out = img.to(torch.float32, copy=True)  # never the caller's tensor: the in-place ops equal `normalise`
+    mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
+    out.div_(255.0).sub_(mean).div_(torch.tensor(CLIP_STD).view(3, 1, 1))
+    h, w = out.shape[-2:]
+    if (h, w) == (s, s):
+        return out
+    padded = torch.zeros(3, s, s)
+    (padded[:, :h, s - w :] if plan.flip else padded[:, :h, :w]).copy_(out)
+    return padded
+
+
+def place_map(seg: torch.Tensor, plan: CropPlan) -> torch.Tensor:
+    """[h, w] crop of a map (not flipped) → [S, S], same dtype: flipped, padded with 0 (void)."""
+    s = plan.crop_size
+    if plan.flip:
+        seg = seg.flip(-1)
+    h, w = seg.shape
+    if (h, w) == (s, s):
+        return seg.contiguous()
+    out = torch.zeros(s, s, dtype=seg.dtype)
+    (out[:h, s - w :] if plan.flip else out[:h, :w]).copy_(seg)
+    return out
+
+
 def train_transform(
     image: torch.Tensor,
     segment_map: torch.Tensor,
@@ -79,29 +176,19 @@ def train_transform(
     hflip: bool = True,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Scale jitter + random crop + random flip.
+    """Scale jitter + random crop + random flip (see `plan_crop`).
 
     image uint8 [H, W, 3], segment_map long [H, W], segment_classes long [M] →
     (float [3, S, S] CLIP-normalised, long [S, S], long [M']), S = crop_size.
-    The scale is `crop_size / max(H, W)` (the image fits the crop) times U(scale_range).
+    The map is never resized: the crop's pixels are gathered from the source (`nearest_indices`).
     """
     h, w = segment_map.shape
-    lo, hi = scale_range
-    jitter = lo + (hi - lo) * float(torch.rand((), generator=generator))
-    scale = crop_size / max(h, w) * jitter
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    img = resize_image(image.permute(2, 0, 1), size)  # uint8 until after the crop: less to convert
-    seg = resize_map(segment_map, size)
-    y0 = int(torch.randint(0, max(size[0] - crop_size, 0) + 1, (), generator=generator))
-    x0 = int(torch.randint(0, max(size[1] - crop_size, 0) + 1, (), generator=generator))
-    img = img[:, y0 : y0 + crop_size, x0 : x0 + crop_size]
-    seg = seg[y0 : y0 + crop_size, x0 : x0 + crop_size]
-    img = pad_to(normalise(img.float()), crop_size, 0.0)
-    seg = pad_to(seg, crop_size, 0)
-    if hflip and float(torch.rand((), generator=generator)) < 0.5:
-        img, seg = img.flip(-1), seg.flip(-1)
+    plan = plan_crop(h, w, crop_size, scale_range, hflip, generator)
+    img = crop_image(image, plan)
+    rows, cols = plan.source_rows(), plan.source_cols()
+    seg = place_map(segment_map[rows[:, None], cols[None, :]], plan)
     seg, classes = renumber(seg, segment_classes)
-    return img.contiguous(), seg.contiguous(), classes
+    return img, seg, classes
 
 
 def eval_transform(
