@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
@@ -133,3 +134,51 @@ def test_torchmetrics_sync_on_compute_in_a_process_group(tmp_path):
         assert torch.equal(synced.confusion, explicit.confusion)  # local counts restored after the sync
     finally:
         dist.destroy_process_group()
+
+
+def _numpy_reference(
+    preds: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int
+) -> np.ndarray:
+    """One pixel at a time: row = ground truth, column = prediction (-1 → column C), ignored skipped."""
+    matrix = np.zeros((num_classes, num_classes + 1), dtype=np.int64)
+    for pred, gt in zip(preds.ravel().tolist(), target.ravel().tolist(), strict=True):
+        if gt != ignore_index:
+            matrix[gt, pred if pred >= 0 else num_classes] += 1
+    return matrix
+
+
+@pytest.mark.parametrize("ignore_index", [-1, 7, 255, 0])  # 7 = C itself, 0 = a class id turned ignore
+def test_confusion_equals_a_plain_numpy_count(ignore_index):
+    rng = np.random.default_rng(ignore_index + 10)
+    num_classes = 7
+    target = rng.integers(0, num_classes, (2, 13, 9))
+    target[rng.random(target.shape) < 0.2] = ignore_index
+    preds = rng.integers(-1, num_classes, target.shape)  # about 1 in 8 unknown
+    preds[(target == ignore_index) & (rng.random(target.shape) < 0.5)] = 99  # never counted, never checked
+    expected = _numpy_reference(preds, target, num_classes, ignore_index)
+    assert expected[:, num_classes].sum() > 0  # the unknown column is exercised
+    for dtype in (torch.long, torch.int32):  # int32 labels count the same
+        got = confusion_counts(
+            torch.from_numpy(preds).to(dtype), torch.from_numpy(target), num_classes, ignore_index
+        )
+        assert got.dtype == torch.long and got.shape == (num_classes, num_classes + 1)
+        np.testing.assert_array_equal(got.numpy(), expected)
+    metric = SegmentationMetrics(num_classes, ignore_index=ignore_index)
+    with torch.inference_mode():  # as the engine runs it: the state is an inference tensor
+        metric.update(torch.from_numpy(preds), torch.from_numpy(target))
+        metric.update(torch.from_numpy(preds), torch.from_numpy(target))
+    np.testing.assert_array_equal(metric.confusion.numpy(), 2 * expected)
+
+
+def test_a_real_class_id_equal_to_c_is_refused_not_hidden_with_the_ignored_pixels():
+    target = torch.tensor([[0, -1, 3, 1]])  # 3 = C: outside [0, 3), next to an ignored pixel
+    with pytest.raises(UsageError, match="class id 3"):
+        confusion_counts(torch.zeros_like(target), target, 3, ignore_index=-1)
+    with pytest.raises(UsageError, match="class id -5"):
+        confusion_counts(torch.zeros_like(target), torch.tensor([[0, -5, 1, 1]]), 3, ignore_index=-1)
+    with pytest.raises(ValueError, match=r"got \[0, 4\]"):  # a counted pred out of range names the range
+        confusion_counts(torch.tensor([[0, 4, 1, 1]]), torch.tensor([[0, 1, 2, 1]]), 3)
+    target_before = target.clone()
+    assert confusion_counts(torch.zeros_like(target), target, 4).sum() == 3  # 3 is a class when C = 4
+    assert torch.equal(target, target_before)  # the caller's tensors are not modified
+    assert confusion_counts(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 2).sum() == 0

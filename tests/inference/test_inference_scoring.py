@@ -12,6 +12,7 @@ from openseg_cli.inference.scoring import (
     label_map,
     normalized_scores,
     pixel_scores,
+    resize_scores,
     semantic_scores,
 )
 
@@ -145,3 +146,59 @@ def test_label_map_ties_go_to_the_lower_class_across_chunks():
     scores[:, 1] = 1.0  # same score as class 4, in another chunk when chunks hold 2 classes
     for max_elements in (1, 2 * 4, 10**6):
         assert label_map(scores, out_size=(2, 2), max_elements=max_elements).unique().tolist() == [1]
+
+
+def _reference_labels(scores, out_size, valid_size, image_size, threshold):
+    """The straightforward way: every class resized at once (NCHW), one argmax, one normalisation."""
+    whole = resize_scores(scores, out_size, valid_size, image_size)
+    labels = whole.argmax(dim=1)
+    if threshold is not None:
+        labels = labels.masked_fill(normalized_scores(whole).amax(dim=1) < threshold, -1)
+    return whole, labels
+
+
+@pytest.mark.parametrize(
+    ("shape", "out_size", "valid_size", "image_size"),
+    [
+        ((1, 37, 7, 9), (28, 36), (21, 36), (23, 37)),  # fit + pad + resize back, odd sizes
+        ((2, 13, 5, 3), (20, 12), (19, 11), None),  # batch of 2, crop only
+        ((1, 5, 4, 4), (9, 13), None, None),  # non-integer scale, no crop
+    ],
+)
+@pytest.mark.parametrize("max_elements", [1, 3 * 28 * 36 * 2, 10**9])  # 1 class, a few, all classes
+@pytest.mark.parametrize("threshold_times_uniform", [None, 2.5])  # threshold 2.5 / C
+def test_label_map_equals_one_full_resize_and_argmax(
+    shape, out_size, valid_size, image_size, max_elements, threshold_times_uniform
+):
+    generator = torch.Generator().manual_seed(sum(shape) + max_elements % 97)
+    scores = torch.rand(*shape, generator=generator) ** 3  # skewed: some pixels confident, some not
+    threshold = threshold_times_uniform and threshold_times_uniform / shape[1]
+    whole, expected = _reference_labels(scores, out_size, valid_size, image_size, threshold)
+    got = label_map(scores, out_size, valid_size, threshold, image_size, max_elements=max_elements)
+    assert got.shape == expected.shape and got.dtype == torch.long
+    # The chunks are resized channels_last, which may round 1 ulp differently from the NCHW reference:
+    # a label may differ only where two classes tie within float32 rounding (or the confidence sits on
+    # the threshold within rounding).
+    differ = (got != expected).nonzero().tolist()
+    assert len(differ) <= max(2, expected.numel() // 500)
+    probs = normalized_scores(whole)
+    for b, y, x in differ:
+        chosen, best = int(got[b, y, x]), int(expected[b, y, x])
+        if chosen >= 0 and best >= 0:
+            assert float(whole[b, best, y, x] - whole[b, chosen, y, x]) < 1e-6
+        else:
+            assert abs(float(probs[b, :, y, x].max()) - threshold) < 1e-6
+    if threshold is not None:
+        assert bool((got == -1).any()) and bool((got >= 0).any())  # the threshold bites, but not everywhere
+
+
+def test_label_map_on_many_classes_matches_the_reference_and_leaves_scores_alone():
+    generator = torch.Generator().manual_seed(5)
+    scores = torch.rand(1, 300, 10, 10, generator=generator)
+    before = scores.clone()
+    whole, expected = _reference_labels(scores, (40, 40), (30, 40), (31, 41), None)
+    got = label_map(scores, (40, 40), (30, 40), image_size=(31, 41), max_elements=40 * 40 * 16)
+    differ = got != expected
+    gap = whole.gather(1, expected[:, None]) - whole.gather(1, got[:, None])
+    assert int(differ.sum()) <= 3 and float(gap.max()) < 1e-6
+    assert torch.equal(scores, before) and scores.is_contiguous()  # the caller's tensor is not converted

@@ -19,7 +19,7 @@ import torch
 from openseg_cli.data.loader import build_eval_loader
 from openseg_cli.data.shards import count_samples, list_shards, read_manifest
 from openseg_cli.engine.checkpoint import load_model
-from openseg_cli.engine.cpu import share_cpu_cores
+from openseg_cli.engine.cpu import use_all_cores
 from openseg_cli.engine.evaluate_examples import batch_examples, example_indices, write_report
 from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import UsageError
@@ -67,7 +67,7 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
     if len(classes) != len(own):
         raise UsageError(f"the class list has {len(classes)} classes but the dataset has {len(own)}")
     if req.device == "cpu":
-        share_cpu_cores(req.workers)
+        use_all_cores()  # the workers only read shards: see engine/cpu.py
     model, text_encoder, recipe = load_model(req.checkpoint, req.device)
     size = req.size or recipe.data.crop_size
     with torch.inference_mode():

@@ -26,7 +26,7 @@ import torch
 from openseg_cli.data.semantic import LAYOUTS, BenchmarkLayout, SemanticDataset, find_pairs, resolve_layout
 from openseg_cli.data.skips import SkipCounter
 from openseg_cli.engine.checkpoint import load_model
-from openseg_cli.engine.cpu import available_cores, share_cpu_cores
+from openseg_cli.engine.cpu import use_all_cores
 from openseg_cli.engine.evaluate_examples import downscaled_example, example_indices, write_report
 from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import InputFileError, OpenSegError, UsageError
@@ -107,7 +107,7 @@ def run_benchmark_evaluation(
         )
     if req.devices == 1:
         if req.device == "cpu":
-            share_cpu_cores(req.workers)
+            use_all_cores()  # the workers only read files: see engine/cpu.py
         result = evaluate_rank(req, layout, pairs, classes, rank=0, world=1, progress=progress)
     else:
         result = _launch(req, layout, pairs, classes)
@@ -237,7 +237,7 @@ def _launch(req: BenchmarkRequest, layout: BenchmarkLayout, pairs, classes) -> R
 def _rank_worker(fabric, request: dict, layout_key, pairs, classes, result_path: str) -> None:
     req, layout = BenchmarkRequest(**request), LAYOUTS[tuple(layout_key)]
     if fabric.device.type == "cpu":  # N processes share the cores: no oversubscription
-        torch.set_num_threads(max(1, available_cores() // fabric.world_size - req.workers))
+        use_all_cores(fabric.world_size)
     try:
         result = evaluate_rank(
             req, layout, pairs, classes, fabric.global_rank, fabric.world_size, str(fabric.device)

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from openseg_cli.data.images import read_image_file
 from openseg_cli.data.transforms import fit_size, normalise, pad_to, resize_image
+from openseg_cli.engine.cpu import use_all_cores
 from openseg_cli.errors import InputFileError, UsageError
 from openseg_cli.inference.outputs import write_prediction
 from openseg_cli.inference.scoring import label_map, normalized_scores, resize_scores
@@ -100,6 +101,8 @@ def run_prediction(
     if (req.checkpoint is None) == (req.clip is None):
         raise UsageError("give either an openseg checkpoint (-c) or CLIP weights for zero-shot (--clip)")
     device = resolve_device(req.device)
+    if device.type == "cpu":
+        use_all_cores()  # images are read in this process, between forwards: see engine/cpu.py
     build = _zero_shot_scorer if req.clip else _checkpoint_scorer
     scores_fn, size, meta = build(req, device)
     return predict_images(scores_fn, req.images, out_dir, request_job(req, size, device, meta), progress)

@@ -174,11 +174,12 @@ def label_map(
 
     Geometry as `resize_scores` (canvas out_size, crop valid_size, resize to image_size); all images of
     the batch share it, so call per image when sizes differ. argmax over classes; equal scores go to the
-    lowest class index (resizing in chunks can round 1 ulp differently from one whole-tensor resize).
+    lowest class index (chunks are resized channels_last, which can round 1 ulp differently from one
+    whole-tensor NCHW resize, so near-ties may go either way).
     unknown_threshold t ∈ [0, 1]: a pixel becomes -1 when max_c S(p,c) / Σ_c S(p,c) < t, i.e. its best
     `normalized_scores` probability (computed after resizing) is below t; pixels with Σ_c S = 0 are unknown
     for any t > 0. Classes are resized in chunks of at most `max_elements` output values, so memory stays
-    bounded for 847 classes at large image sizes.
+    bounded for 847 classes at large image sizes; only one chunk exists at a time.
     Raises ValueError for a threshold outside [0, 1], negative scores with a threshold, or bad sizes.
     """
     if scores.ndim != 4:
@@ -194,20 +195,46 @@ def label_map(
     chunk = max(1, max_elements // per_class)
     best = best_index = total = None
     for start in range(0, num_classes, chunk):
-        part = resize_scores(scores[:, start : start + chunk], out_size, valid_size, image_size)
-        # argmax (documented to return the first maximum) rather than max(dim): ties go to the lower index.
-        index = part.argmax(dim=1, keepdim=True)
-        value = part.gather(1, index).squeeze(1)
-        index = index.squeeze(1) + start
+        rows = _resized_rows(scores[:, start : start + chunk], out_size, valid_size, image_size)
         if best is None:
-            best, best_index, total = value, index, part.sum(dim=1)
-            continue
-        # Strictly greater: on ties the earlier (lower) class index wins, as in a single argmax.
-        better = value > best
-        best = torch.where(better, value, best)
-        best_index = torch.where(better, index, best_index)
-        total = total + part.sum(dim=1)
+            best_index = rows.argmax(dim=1)  # argmax returns the first maximum: ties go to the lower index
+            best = rows.gather(1, best_index[:, None]).squeeze(1)
+        else:
+            _update_running_argmax(rows, start, best, best_index)
+        if unknown_threshold is not None:  # the class sum is only needed for the unknown test
+            total = rows.sum(dim=1) if total is None else total + rows.sum(dim=1)
     if unknown_threshold is not None:
         confidence = best / total.clamp_min(_EPS)
         best_index = best_index.masked_fill(confidence < unknown_threshold, -1)
-    return best_index
+    height, width = (int(final_h), int(final_w))
+    return best_index.reshape(batch, height, width)
+
+
+def _resized_rows(
+    part: Tensor,
+    out_size: tuple[int, int],
+    valid_size: tuple[int, int] | None,
+    image_size: tuple[int, int] | None,
+) -> Tensor:
+    """A class chunk [B, c, h, w] resized as `resize_scores` does → [B·H'·W', c], one row per pixel.
+
+    channels_last: the class axis is then the innermost one, so the per-pixel max over classes reads
+    contiguous memory (on NCHW it is strided by H'·W' and took as long as the upsampling itself); the
+    interpolation gives the same values in either layout.
+    """
+    part = resize_scores(part.contiguous(memory_format=torch.channels_last), out_size, valid_size, image_size)
+    return part.permute(0, 2, 3, 1).reshape(-1, part.shape[1])  # a view unless the crop was the last step
+
+
+def _update_running_argmax(rows: Tensor, start: int, best: Tensor, best_index: Tensor) -> None:
+    """Fold a chunk's rows [P, c] (classes start..start+c) into best [P] and best_index [P], in place.
+
+    Only pixels whose chunk maximum strictly beats the running best need the (slower) argmax with
+    indices; after the first few chunks that is a small fraction of them. Strictly greater: on ties the
+    earlier (lower) class index wins, as in a single argmax over all classes.
+    """
+    value = rows.amax(dim=1)
+    better = (value > best).nonzero().squeeze(1)
+    if better.numel():
+        best[better] = value[better]
+        best_index[better] = rows[better].argmax(dim=1) + start
