@@ -27,6 +27,7 @@ from openseg_cli.data.benchmarks.common import (
     locate_base,
     open_image,
     pair_files,
+    paired_items,
     place_image,
     require_dir,
     write_label,
@@ -57,16 +58,8 @@ def plan_ade150(root: Path, out: Path | None = None) -> Plan:
     labels = {p.stem: p for p in labels_dir.glob("*.png")}
     keys, problems, counts = pair_files(images, labels)
     place = out_root.resolve() != base.resolve()
-    items = [
-        Item(
-            key=key,
-            image_src=images[key],
-            label_src=labels[key],
-            label_out=out_root / LABEL_DIR / f"{key}.png",
-            image_out=out_root / IMAGE_DIR / f"{key}.jpg" if place else None,
-        )
-        for key in keys
-    ]
+    image_dir = out_root / IMAGE_DIR if place else None
+    items = paired_items(keys, images, labels, out_root / LABEL_DIR, image_dir, ".png")
     spec = Spec(
         name="ade150",
         num_classes=NUM_CLASSES,

@@ -45,6 +45,28 @@ class Item:
     split: str = ""
 
 
+def paired_items(
+    keys: list[str],
+    images: dict[str, Path],
+    labels: dict[str, Path],
+    label_dir: Path,
+    image_dir: Path | None,
+    label_suffix: str,
+) -> list[Item]:
+    """One Item per key: label written to `label_dir/<key><label_suffix>`, image placed in `image_dir`
+    (None: the image stays where it is, already in the output layout)."""
+    return [
+        Item(
+            key=key,
+            image_src=images[key],
+            label_src=labels[key],
+            label_out=label_dir / f"{key}{label_suffix}",
+            image_out=image_dir / f"{key}.jpg" if image_dir is not None else None,
+        )
+        for key in keys
+    ]
+
+
 @dataclass
 class Spec:
     """What the prepared labels are (written into the report; read by `evaluate --benchmark`)."""

@@ -36,6 +36,7 @@ from openseg_cli.data.benchmarks.common import (
     label_file_ok,
     locate_base,
     pair_files,
+    paired_items,
     place_image,
     read_split_file,
     require_dir,
@@ -137,16 +138,8 @@ def plan_pascal_context(
     keys, problems, counts = pair_files(images, labels, split_ids)
     place = convention == "san" or out_root.resolve() != base.resolve()
     suffix = ".png" if name == "pc59" else ".tif"
-    items = [
-        Item(
-            key=key,
-            image_src=images[key],
-            label_src=labels[key],
-            label_out=out_root / layout["labels"] / f"{key}{suffix}",
-            image_out=out_root / layout["images"] / f"{key}.jpg" if place else None,
-        )
-        for key in keys
-    ]
+    image_dir = out_root / layout["images"] if place else None
+    items = paired_items(keys, images, labels, out_root / layout["labels"], image_dir, suffix)
     spec = _spec(name, convention, layout)
     class_names = [names[i] for i in PC59_LABEL_IDS] if name == "pc59" else [names[i] for i in sorted(names)]
     return Plan(

@@ -29,6 +29,7 @@ from openseg_cli.data.benchmarks.common import (
     locate_base,
     open_image,
     pair_files,
+    paired_items,
     place_image,
     read_split_file,
     require_dir,
@@ -67,16 +68,8 @@ def plan_voc20(root: Path, out: Path | None = None, split_file: Path | None = No
     labels = {p.stem: p for p in labels_dir.glob("*.png")}
     keys, problems, counts = pair_files(images, labels, split_ids)
     place = out_root.resolve() != base.resolve()
-    items = [
-        Item(
-            key=key,
-            image_src=images[key],
-            label_src=labels[key],
-            label_out=out_root / LABEL_DIR / f"{key}.png",
-            image_out=out_root / IMAGE_DIR / f"{key}.jpg" if place else None,
-        )
-        for key in keys
-    ]
+    image_dir = out_root / IMAGE_DIR if place else None
+    items = paired_items(keys, images, labels, out_root / LABEL_DIR, image_dir, ".png")
     spec = Spec(
         name="voc20",
         num_classes=NUM_CLASSES,
