@@ -196,3 +196,11 @@ def test_existing_export_needs_force_and_failures_leave_no_partial_files(tmp_pat
         == ["export.json", "model.onnx"]
         == sorted([*manifest["files"], "export.json"])
     )
+
+
+def test_a_class_name_longer_than_the_text_context_is_refused(tmp_path) -> None:
+    """predict refuses it; export must too, or the saved embedding is of a silently cut name."""
+    write_tiny_checkpoint(tmp_path / "model.pt")
+    with pytest.raises(UsageError, match="tokens long"):
+        export_onnx(ExportRequest(tmp_path / "model.pt", tmp_path / "out", SIZE, [["cat " * 40], ["dog"]]))
+    assert not (tmp_path / "out" / "model.onnx").exists()

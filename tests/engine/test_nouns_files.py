@@ -170,3 +170,19 @@ def test_shards_count_bad_samples_and_strict_refuses_them(tmp_path: Path, monkey
     assert summary.skipped == {"corrupt sample": 1, "empty caption": 1}
     words = json.loads(nouns_sidecar_path(list_shards(shards)[0]).read_text())["words"]
     assert words == {"000001": [["car"], []]}
+
+
+def test_finished_chunks_with_unicode_line_separators_read_back(tmp_path) -> None:
+    """Chunks keep non-ASCII raw (ensure_ascii=False): U+2028, U+2029 and U+0085 inside a caption must not
+    split its JSON line when a resumed run reads the chunk back."""
+    import json
+
+    from openseg_cli.engine.nouns import _read_part
+
+    records = [
+        {"line": 1, "caption": "a cat\u2028on a mat\u0085.", "words": ["cat"]},
+        {"line": 2, "caption": "b\u2029"},
+    ]
+    part = tmp_path / "chunk-000000.jsonl"
+    part.write_bytes("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
+    assert _read_part(part, 2) == records

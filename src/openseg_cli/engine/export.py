@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from openseg_cli.atomic import atomic_write, atomic_write_json
 from openseg_cli.data.transforms import CLIP_MEAN, CLIP_STD
 from openseg_cli.engine.checkpoint import load_model
+from openseg_cli.engine.predict import check_token_lengths
 from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import UsageError
 
@@ -97,6 +98,8 @@ def export_onnx(req: ExportRequest) -> dict:
     if importlib.util.find_spec("onnx") is None:
         raise UsageError("ONNX export needs the onnx package: pip install 'openseg-cli[export]'")
     model, text_encoder, recipe = load_model(req.checkpoint, "cpu")
+    if req.classes:  # as predict does: the text tower would cut a longer name silently
+        check_token_lengths(text_encoder.tokenizer, req.classes, req.templates)
     size = req.size or recipe.data.crop_size
     if size % 32:
         raise UsageError(f"the recipe's crop size {size} is not a multiple of 32; pass --size")

@@ -198,6 +198,8 @@ def _prepare_parts(
 ) -> Path:
     """The ``OUT.parts`` folder holding this run's finished chunks (created, reused or reset)."""
     parts = out.with_name(out.name + ".parts")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the output JSONL file's path")
     try:
         stat = path.stat()
     except OSError as err:
@@ -241,7 +243,9 @@ def _read_state(parts: Path) -> dict[str, Any]:
 def _read_part(part: Path, expected: int) -> list[dict[str, Any]]:
     """A finished chunk; a wrong line count (edited by hand) is an error, not a silent gap."""
     try:
-        lines = [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines()]
+        # split on "\n" only: captions may hold U+2028/U+0085, which str.splitlines would also split at
+        text = part.read_bytes().decode("utf-8")
+        lines = [json.loads(line) for line in text.split("\n") if line]
     except (OSError, ValueError) as err:
         raise InputFileError(f"{part}: unreadable finished chunk ({err}); pass --force to redo") from None
     if len(lines) != expected:

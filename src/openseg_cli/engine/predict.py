@@ -244,13 +244,20 @@ def _write_one(item: _Item, scores: Tensor, out_dir: Path, job: PredictJob) -> d
 
 
 def _unique_stems(paths: Sequence[Path]) -> list[str]:
-    """Output stems from file names; `a.jpg` and `a.png` (or two folders' `a.jpg`) get `a`, `a-2`."""
-    seen: dict[str, int] = {}
+    """Output stems from file names, each used once: `a.jpg`, `a.png` and a real `a-2.jpg` get `a`,
+    `a-3` and `a-2` (a taken name is never reused, so no image's files overwrite another's). Leading dots
+    are dropped (`.b.jpg` → `b`): outputs are plain, visible files."""
+    bases = [Path(path).stem.lstrip(".") or "image" for path in paths]
+    taken = set(bases)  # every plain stem first: a file really named `a-2` keeps its own name
+    used: set[str] = set()
     stems = []
-    for path in paths:
-        stem = Path(path).stem or "image"
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    for base in bases:
+        stem, number = base, 1
+        while stem in used or (stem != base and stem in taken):
+            number += 1
+            stem = f"{base}-{number}"
+        used.add(stem)
+        stems.append(stem)
     return stems
 
 
