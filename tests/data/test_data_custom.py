@@ -121,7 +121,7 @@ def test_crowd_rle_kept_and_painted_below(mini: dict, tmp_path: Path) -> None:
 
 def test_instance_bad_input_is_counted_or_refused(mini: dict, tmp_path: Path) -> None:
     data = copy.deepcopy(mini["json"])
-    data["images"][0]["width"] += 1  # size differs from the file: masks would not line up
+    data["images"][0]["width"] = f"{data['images'][0]['width']}px"  # malformed: cannot match the file
     third = data["images"][2]["id"]
     bad = next(a for a in data["annotations"] if a["image_id"] == third)
     bad["segmentation"] = [[1, 2]]  # a polygon of one point
@@ -157,6 +157,11 @@ def test_instance_bad_input_is_counted_or_refused(mini: dict, tmp_path: Path) ->
     data["annotations"][0]["category_id"] = 999
     path.write_text(json.dumps(data))
     with pytest.raises(InputFileError, match="category id 999 not in 'categories'"):
+        CocoInstancesReader(path, mini["images"])
+    data["annotations"][0]["category_id"] = data["categories"][0]["id"]
+    data["images"].append(dict(data["images"][3]))  # one id listed twice: two samples, one key
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputFileError, match="listed twice"):
         CocoInstancesReader(path, mini["images"])
 
 
@@ -200,13 +205,13 @@ def test_folder_formats_join_and_counts(folder: Path, tmp_path: Path, name: str)
     reader = CaptionsFolderReader(folder, captions)
     manifest = write_reader_shards(reader, tmp_path / "s", "train")
     got = {s["key"]: s for s in iter_samples(tmp_path / "s")}
-    assert sorted(got) == ["a", "sub_b_1"]
-    assert got["a"]["meta"]["captions"] == ["A red square.", "The same red square, again."]
+    assert sorted(got) == ["a_jpg", "sub_b_1_png"]
+    assert got["a_jpg"]["meta"]["captions"] == ["A red square.", "The same red square, again."]
     assert (
-        got["sub_b_1"]["image_ext"] == "png"
-        and got["sub_b_1"]["image"] == (folder / "sub" / "b.1.png").read_bytes()
+        got["sub_b_1_png"]["image_ext"] == "png"
+        and got["sub_b_1_png"]["image"] == (folder / "sub" / "b.1.png").read_bytes()
     )
-    assert (got["a"]["meta"]["width"], got["a"]["meta"]["height"]) == (10, 6)
+    assert (got["a_jpg"]["meta"]["width"], got["a_jpg"]["meta"]["height"]) == (10, 6)
     assert manifest["records"]["seen"] == 7 and manifest["records"]["used"] == 5
     assert manifest["records"]["skipped"] == {BAD_LINE[name]: 1, "empty caption": 1}
     assert manifest["counts"]["skipped"] == {"missing image": 1, "unreadable image": 1}
@@ -226,4 +231,5 @@ def test_folder_bad_inputs(folder: Path, tmp_path: Path) -> None:
     reader = CaptionsFolderReader(folder, tmp_path / "gif.tsv")
     assert list(reader.iter_samples()) == [] and reader.skipped == {"unsupported image format": 1}
     reader.close()
-    assert sample_key("sub/dog.v2.jpg") == "sub_dog_v2"
+    assert sample_key("sub/dog.v2.jpg") == "sub_dog_v2_jpg"
+    assert sample_key("a.jpg") != sample_key("a.png")

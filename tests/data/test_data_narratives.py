@@ -237,3 +237,16 @@ def test_peak_memory_flat_in_record_count(tmp_path: Path) -> None:
     small, large = _peak_bytes(tmp_path, 1000), _peak_bytes(tmp_path, 10_000)
     print(f"tracemalloc peak: 1k records {small / 1e6:.2f} MB, 10k records {large / 1e6:.2f} MB")
     assert large < 1.2 * small + 100_000, (small, large)
+
+
+def test_image_ids_differing_after_a_dot_stay_two_samples(tmp_path: Path) -> None:
+    """`p.1` and `p.2` must not both become key `mine_p` (a key looks like a file name to make_key)."""
+    folder = tmp_path / "imgs"
+    write_jpeg(folder / "p.1.jpg")
+    write_jpeg(folder / "p.2.jpg", colour=(10, 200, 10))
+    jsonl = write_jsonl(
+        tmp_path / "n.jsonl", [ln_record("mine", "p.1", "a cat"), ln_record("mine", "p.2", "a dog")]
+    )
+    write_reader_shards(NarrativesReader([jsonl], [folder], work_dir=tmp_path), tmp_path / "s", "x")
+    got = {s["key"]: s["meta"]["captions"] for s in iter_samples(tmp_path / "s")}
+    assert got == {"mine_p_1": ["a cat"], "mine_p_2": ["a dog"]}

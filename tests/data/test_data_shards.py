@@ -216,3 +216,13 @@ def test_big_shard_writer_keeps_no_member_list(tmp_path: Path) -> None:
         assert writer.tar is not None and not writer.tar.members
     writer.finish()
     assert records[0]["count"] == 10_000 and count_samples(tmp_path / "x-train-000000.tar") == 10_000
+
+
+def test_two_samples_with_one_key_in_a_row_are_refused(tmp_path: Path) -> None:
+    """webdataset groups tar members by key: `a.image.jpg a.meta.json a.image.png a.meta.json` would read
+    back as one corrupt sample, so the writer refuses the second `a` instead of writing it."""
+    meta = {"source": "x", "image_id": "a", "file_name": "a.jpg", "width": 1, "height": 1, "captions": []}
+    sample = {"__key__": "a", "image.jpg": b"x", "meta.json": meta}
+    with pytest.raises(InputFileError, match="'a' twice in a row"):
+        write_shards([sample, {**sample, "image.png": b"y"}], tmp_path, "x", "train", categories=[])
+    assert not list(tmp_path.glob("*.tar"))

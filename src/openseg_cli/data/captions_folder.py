@@ -79,8 +79,9 @@ def caption_rows(path: Path) -> Iterator[tuple[int, list[tuple[str, str]] | str]
 
 
 def sample_key(file_name: str) -> str:
-    """`sub/dog.1.jpg` → `sub_dog_1`: the relative path without its suffix, made a valid sample key."""
-    return _KEY_BAD.sub("_", file_name.rsplit(".", 1)[0]) or "_"
+    """`sub/dog.1.jpg` → `sub_dog_1_jpg`: the relative path, suffix included (so `a.jpg` and `a.png`
+    stay two samples), made a valid sample key."""
+    return _KEY_BAD.sub("_", file_name) or "_"
 
 
 class CaptionsFolderReader:

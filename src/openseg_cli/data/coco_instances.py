@@ -128,7 +128,14 @@ class CocoInstancesReader:
         self._captions = None
         files = [self.ann_json]
         if captions_json is not None:
-            listed = {int(im["id"]) for im in images}
+            ids = [int(im["id"]) for im in images]
+            listed = set(ids)
+            if len(listed) != len(ids) or min(ids, default=0) < 0:
+                bad = next(i for i in ids if i < 0 or ids.count(i) > 1)
+                raise InputFileError(
+                    f"{self.ann_json}: image id {bad} is negative or listed twice in 'images' (each image "
+                    "needs its own non-negative id)"
+                )
             self._captions, self.captions_seen = read_coco_captions(
                 Path(captions_json), listed, self.captions
             )
@@ -137,7 +144,14 @@ class CocoInstancesReader:
 
     def _group(self, images: list, anns: list, category_ids: set[int]) -> dict[int, list[dict]]:
         try:
-            listed = {int(im["id"]) for im in images}
+            ids = [int(im["id"]) for im in images]
+            listed = set(ids)
+            if len(listed) != len(ids) or min(ids, default=0) < 0:
+                bad = next(i for i in ids if i < 0 or ids.count(i) > 1)
+                raise InputFileError(
+                    f"{self.ann_json}: image id {bad} is negative or listed twice in 'images' (each image "
+                    "needs its own non-negative id)"
+                )
             by_image: dict[int, list[dict]] = {}
             for ann in anns:
                 by_image.setdefault(int(ann["image_id"]), []).append(ann)
@@ -175,7 +189,8 @@ class CocoInstancesReader:
         found = probe_image(path)
         if not isinstance(found, ImageFile):
             return self.images.skip(found, str(path))
-        if (found.width, found.height) != (int(image.get("width", 0)), int(image.get("height", 0))):
+        listed = (_int_or_none(image.get("width")), _int_or_none(image.get("height")))
+        if (found.width, found.height) != listed:
             size = f"{found.width}x{found.height}, JSON says {image.get('width')}x{image.get('height')}"
             return self.images.skip("image size differs from the JSON", f"{path} ({size})")
         anns = self._by_image.get(image_id, [])
@@ -214,3 +229,11 @@ class CocoInstancesReader:
         if self._captions is not None:
             extra["captions"] = self.captions.summary(self.captions_seen)
         return extra
+
+
+def _int_or_none(value: Any) -> int | None:
+    """A JSON width/height as an int; None for a missing or malformed one (then it cannot match)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -23,6 +23,7 @@ each with `seen = used + skipped` (see `write_narrative_shards`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,8 @@ class NarrativesReader:
             "segments": [],
             "pseudo": False,
         }
-        key = make_key(f"{dataset_id}_{image_id}")
+        # dots and slashes replaced first: make_key would take `p.1` for a file name and drop `.1`
+        key = make_key(re.sub(r"[./]", "_", f"{dataset_id}_{image_id}"))
         return {"__key__": key, f"image.{found.ext}": found.data, "meta.json": meta}
 
     def iter_samples(self, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:

@@ -73,6 +73,10 @@ class _TarShardWriter:
         return self.out_dir / f"{self.prefix}-{self.index:06d}.tar"  # = shard_name(source, split, index)
 
     def write(self, sample: dict[str, Any]) -> None:
+        if sample["__key__"] == self.last_key:  # webdataset would merge the two into one corrupt sample
+            raise InputFileError(
+                f"sample key {sample['__key__']!r} twice in a row: two inputs map to one key (a reader bug)"
+            )
         members = {k: v for k, v in sample.items() if not k.startswith("__")}
         members[META_MEMBER] = json.dumps(members[META_MEMBER], ensure_ascii=False).encode("utf-8")
         nbytes = sum(len(v) + 2 * _TAR_BLOCK for v in members.values())
