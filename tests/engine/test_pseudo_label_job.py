@@ -101,3 +101,28 @@ def test_a_shard_in_place_but_not_recorded_is_written_again(inputs, tmp_path, mo
     assert calls[0] == 10  # nothing was recorded: every image is labelled again
     for a, b in zip(list_shards(whole), list_shards(part), strict=True):
         assert Path(a).read_bytes() == Path(b).read_bytes()
+
+
+def test_an_out_folder_holding_other_shards_is_refused_untouched(inputs, tmp_path) -> None:
+    """Without this job's record, a folder with shards or a manifest is someone else's data (or an older
+    layout): writing there would overwrite its manifest and mix the shards."""
+    from openseg_cli.errors import InputFileError
+
+    shards, ckpt = inputs
+    before = {p.name: p.read_bytes() for p in Path(shards).iterdir()}
+    with pytest.raises(InputFileError, match="another run"):
+        run_pseudo_labelling(_request(shards, ckpt), Path(shards))
+    assert {p.name: p.read_bytes() for p in Path(shards).iterdir()} == before
+
+
+def test_a_bad_teacher_leaves_no_record_so_the_fixed_rerun_goes_ahead(inputs, tmp_path) -> None:
+    from openseg_cli.errors import CheckpointError
+
+    shards, ckpt = inputs
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    with pytest.raises(CheckpointError):
+        run_pseudo_labelling(_request(shards, broken), out)
+    assert not (out / pseudo_writer.JOB_FILE).exists()
+    assert run_pseudo_labelling(_request(shards, ckpt), out)["counts"]["written"] == 10

@@ -63,8 +63,8 @@ def run_pseudo_labelling(
     source = req.source or f"{_source_of(read_manifest(req.shards))}_pseudo"
     trainer, writer = _trainer(req, out_dir, source)
     check_parallelism(len(list_shards(req.shards)), req.workers, trainer.world_size, req.shards, "--workers")
+    model, _text, recipe = load_model(req.teacher, "cpu")  # before check_job: a bad teacher records nothing
     check_job(out_dir, _settings(req, trainer.world_size))
-    model, _text, recipe = load_model(req.teacher, "cpu")
     writer.progress = progress
     module = TeacherModule(model, req.size or recipe.data.crop_size, req.thresholds, out_dir, source)
     data = InputShards(req.shards, req.workers, req.strict, writer)

@@ -168,7 +168,8 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def check_job(out_dir: Path, settings: dict) -> None:
-    """Record the job's settings in `out_dir`, or refuse a rerun whose settings differ from the record."""
+    """Record the job's settings in `out_dir`, or refuse a rerun whose settings differ from the record, or
+    a folder that already holds shards without such a record (another dataset, an older layout)."""
     path = Path(out_dir) / JOB_FILE
     if path.is_file():
         import json
@@ -185,5 +186,15 @@ def check_job(out_dir: Path, settings: dict) -> None:
                 "rerun with the same settings to resume, or choose another --out"
             )
         return
+    foreign = [p.name for p in sorted(Path(out_dir).glob("*")) if _is_shard_output(p.name)]
+    if foreign:
+        raise InputFileError(
+            f"{out_dir}: holds shards or a manifest of another run ({', '.join(foreign[:3])}); "
+            "choose another --out"
+        )
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, settings)
+
+
+def _is_shard_output(name: str) -> bool:
+    return name.endswith((".tar", ".progress.json")) or name in ("manifest.json", "sizes.json")

@@ -232,7 +232,7 @@ def build_trainer(
 def _trainer(recipe: Recipe, run_dir: Path, accumulate: int, callbacks: list, strategy: str) -> L.Trainer:
     t = recipe.trainer
     return L.Trainer(
-        strategy=_strategy(strategy, t.devices, t.num_nodes, _may_leave_unused(recipe)),
+        strategy=_strategy(strategy, world_size_of(recipe), _may_leave_unused(recipe)),
         plugins=[AtomicCheckpointIO()],
         max_steps=t.max_steps,
         accelerator=t.accelerator,
@@ -271,10 +271,11 @@ def _may_leave_unused(recipe: Recipe) -> bool:
     return recipe.loss.grounding_weight == 0 or not recipe.model.freeze_text
 
 
-def _strategy(name: str, devices, num_nodes: int, find_unused: bool = False):
+def _strategy(name: str, world_size: int, find_unused: bool = False):
     """Lightning's strategy: as given for one process; DDP with a 10-minute collective timeout (a dead rank
-    stops the others instead of hanging them) for several processes or "ddp"/"ddp_spawn"."""
-    several = num_nodes > 1 or str(devices) not in ("1", "auto")
+    stops the others instead of hanging them) for several processes or "ddp"/"ddp_spawn". `world_size` is
+    resolved (`world_size_of`): devices "auto" on a machine with several GPUs is several processes too."""
+    several = world_size > 1
     if name == "auto" and not several:
         return "auto"
     if name in ("auto", "ddp", "ddp_spawn"):
