@@ -15,9 +15,10 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from openseg_cli.errors import InputFileError
 
@@ -196,3 +197,18 @@ class SkipTally:
             "skipped": dict(self.counts),
             "examples": self.examples,
         }
+
+
+def stream_samples(
+    items: Iterable[Any],
+    make_sample: Callable[[Any], dict[str, Any] | None],
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The readers' loop: `make_sample(item)` per item (None = skipped, the reader counted why), and
+    `progress(1)` per item, written or skipped."""
+    for item in items:
+        sample = make_sample(item)
+        if progress is not None:
+            progress(1)
+        if sample is not None:
+            yield sample

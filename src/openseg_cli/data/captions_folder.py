@@ -26,6 +26,7 @@ from openseg_cli.data.caption_join import (
     check_files,
     probe_image,
     source_sizes,
+    stream_samples,
 )
 from openseg_cli.data.schema import SCHEMA_VERSION
 from openseg_cli.errors import InputFileError
@@ -166,12 +167,7 @@ class CaptionsFolderReader:
 
     def iter_samples(self, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
         """Samples sorted by file name; `progress(1)` per captioned image, written or skipped."""
-        for _, name, captions in self._join.groups():
-            sample = self._sample(name, captions)
-            if progress is not None:
-                progress(1)
-            if sample is not None:
-                yield sample
+        return stream_samples(self._join.groups(), lambda group: self._sample(*group[1:]), progress)
 
     def manifest_extra(self) -> dict[str, Any]:
         return {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openseg_cli.data.caption_join import SkipTally
+from openseg_cli.data.caption_join import SkipTally, stream_samples
 from openseg_cli.data.schema import SCHEMA_VERSION, make_key
 from openseg_cli.errors import InputFileError
 
@@ -290,12 +290,7 @@ class CocoPanopticReader:
 
     def iter_samples(self, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
         """Yield samples; `progress(1)` is called per listed image, written or skipped."""
-        for image in self._images:
-            sample = self._sample(image)
-            if progress is not None:
-                progress(1)
-            if sample is not None:
-                yield sample
+        return stream_samples(self._images, self._sample, progress)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self.iter_samples()
@@ -320,23 +315,11 @@ def write_coco_shards(
     `len(reader)` for a progress bar without loading the JSON files twice. `progress(1)` is called once
     per image listed in the panoptic JSON.
     """
-    from openseg_cli.data.shards import DEFAULT_MAXCOUNT, DEFAULT_MAXSIZE, write_shards
+    from openseg_cli.data.prepare_io import write_reader_shards
 
-    if isinstance(paths, CocoPanopticReader):
-        reader, source = paths, paths.source
-    else:
-        reader = CocoPanopticReader(paths, source=source, strict=strict)
-    return write_shards(
-        reader.iter_samples(progress=progress),
-        out_dir,
-        source,
-        split,
-        categories=reader.categories,
-        source_files=reader.source_files,
-        skipped=reader.skipped,
-        command=command,
-        maxcount=maxcount or DEFAULT_MAXCOUNT,
-        maxsize=maxsize or DEFAULT_MAXSIZE,
-        manifest_extra=reader.manifest_extra,
-        overwrite=overwrite,
-    )
+    if not isinstance(paths, CocoPanopticReader):
+        paths = CocoPanopticReader(paths, source=source, strict=strict)
+    return write_reader_shards(
+        paths, out_dir, split, maxcount=maxcount, maxsize=maxsize, command=command, overwrite=overwrite,
+        progress=progress,
+    )  # fmt: skip

@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from openseg_cli.data.caption_join import ImageFile, SkipTally, check_dirs, probe_image, source_sizes
+from openseg_cli.data.caption_join import (
+    ImageFile,
+    SkipTally,
+    check_dirs,
+    probe_image,
+    source_sizes,
+    stream_samples,
+)
 from openseg_cli.data.coco import _require, build_categories, load_json, read_coco_captions
 from openseg_cli.data.schema import SCHEMA_VERSION, make_key
 from openseg_cli.data.toy import encode_panoptic_png
@@ -213,12 +220,7 @@ class CocoInstancesReader:
 
     def iter_samples(self, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
         """Yield samples; `progress(1)` per listed image, written or skipped."""
-        for image in self._images:
-            sample = self._sample(image)
-            if progress is not None:
-                progress(1)
-            if sample is not None:
-                yield sample
+        return stream_samples(self._images, self._sample, progress)
 
     def manifest_extra(self) -> dict[str, Any]:
         extra = {

@@ -36,6 +36,7 @@ from openseg_cli.data.caption_join import (
     check_files,
     probe_image,
     source_sizes,
+    stream_samples,
 )
 from openseg_cli.data.schema import SCHEMA_VERSION, make_key
 
@@ -177,12 +178,7 @@ class NarrativesReader:
 
     def iter_samples(self, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
         """Samples sorted by (dataset_id, image_id); `progress(1)` per image, written or skipped."""
-        for dataset_id, image_id, captions in self._join.groups():
-            sample = self._sample(dataset_id, image_id, captions)
-            if progress is not None:
-                progress(1)
-            if sample is not None:
-                yield sample
+        return stream_samples(self._join.groups(), lambda group: self._sample(*group), progress)
 
     def manifest_extra(self) -> dict[str, Any]:
         return {
