@@ -152,3 +152,22 @@ def write_json(path: str | os.PathLike[str] | None, payload: dict[str, Any]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     console.print(f"figures written to {path}")
+
+
+def build_checkpoint(
+    recipe_path: str | Path, clip: str, size: int, overrides: list[str], folder: Path
+) -> Path:
+    """A slim `model.pt` of the recipe's architecture with open_clip `clip` as the tower, random weights
+    (they time exactly like trained ones) and crop size `size`; returns its path."""
+    from openseg_cli.config import load_recipe
+    from openseg_cli.engine.checkpoint import write_slim_checkpoint
+    from openseg_cli.models import build_model
+
+    sets = [f"model.clip.name={clip}", "model.clip.pretrained=null", *overrides, f"data.crop_size={size}"]
+    recipe = load_recipe(recipe_path, sets)
+    model, text_encoder = build_model(recipe.model)
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state.update({f"text_encoder.{k}": v for k, v in text_encoder.state_dict().items()})
+    path = folder / "model.pt"
+    write_slim_checkpoint(path, recipe, state)
+    return path

@@ -36,18 +36,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import Runs, console, machine, measure, results_table, targets_table, write_json
+from _common import (
+    Runs,
+    build_checkpoint,
+    console,
+    machine,
+    measure,
+    results_table,
+    targets_table,
+    write_json,
+)
 from PIL import Image
 from rich.table import Table
 
-from openseg_cli.config import load_recipe
 from openseg_cli.data.semantic import LAYOUTS, SemanticDataset, find_pairs
 from openseg_cli.engine import evaluate_benchmark as engine
-from openseg_cli.engine.checkpoint import write_slim_checkpoint
 from openseg_cli.engine.text_cache import CACHE_ENV
 from openseg_cli.eval.metrics import SegmentationMetrics
 from openseg_cli.inference import sliding
-from openseg_cli.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 FORWARD_TARGET = 0.9
@@ -106,18 +112,6 @@ def write_benchmark(root: Path, benchmark: str, count: int, shape: tuple[int, in
         )
         labels.append(label)
     return labels
-
-
-def build_checkpoint(args: argparse.Namespace, folder: Path) -> Path:
-    """A slim checkpoint of the recipe's architecture with `--clip` as the tower and random weights."""
-    overrides = [f"model.clip.name={args.clip}", "model.clip.pretrained=null", *args.set]
-    recipe = load_recipe(args.recipe, [*overrides, f"data.crop_size={args.size}"])
-    model, text_encoder = build_model(recipe.model)
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    state.update({f"text_encoder.{k}": v for k, v in text_encoder.state_dict().items()})
-    path = folder / "model.pt"
-    write_slim_checkpoint(path, recipe, state)
-    return path
 
 
 # --- stage timers ----------------------------------------------------------------------------------------
@@ -248,7 +242,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[Runs, Runs]]:
         tmp = Path(tmp)
         os.environ[CACHE_ENV] = str(tmp / "cache")  # never touch the user's text cache; starts empty
         write_benchmark(tmp / "data", benchmark, args.images, (args.height, args.width))
-        checkpoint = build_checkpoint(args, tmp)
+        checkpoint = build_checkpoint(args.recipe, args.clip, args.size, args.set, tmp)
         req = engine.BenchmarkRequest(
             checkpoint, benchmark, tmp / "data", size=args.size, workers=args.workers, report=True
         )

@@ -34,15 +34,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import SHARED, console, machine, targets_table, write_json
+from _common import SHARED, build_checkpoint, console, machine, targets_table, write_json
 from PIL import Image
 from rich.table import Table
 
-from openseg_cli.config import load_recipe
-from openseg_cli.engine.checkpoint import load_model, write_slim_checkpoint
+from openseg_cli.engine.checkpoint import load_model
 from openseg_cli.engine.predict import PredictRequest, run_prediction
 from openseg_cli.engine.text_cache import CACHE_ENV, class_embeddings
-from openseg_cli.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 MATMUL_TARGET = 0.5
@@ -166,22 +164,11 @@ def load_seconds(checkpoint: Path) -> float:
     return time.perf_counter() - t0
 
 
-def build_checkpoint(args: argparse.Namespace, folder: Path) -> Path:
-    overrides = [f"model.clip.name={args.clip}", "model.clip.pretrained=null", *args.set]
-    recipe = load_recipe(args.recipe, [*overrides, f"data.crop_size={args.size}"])
-    model, text_encoder = build_model(recipe.model)
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    state.update({f"text_encoder.{k}": v for k, v in text_encoder.state_dict().items()})
-    path = folder / "model.pt"
-    write_slim_checkpoint(path, recipe, state)
-    return path
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="openseg-bench-predict-") as tmp:
         tmp = Path(tmp)
         os.environ[CACHE_ENV] = str(tmp / "cache")  # never touch the user's text cache
-        checkpoint = build_checkpoint(args, tmp)
+        checkpoint = build_checkpoint(args.recipe, args.clip, args.size, args.set, tmp)
         model, text_encoder, _ = load_model(checkpoint, "cpu")
         pixels = torch.randn(1, 3, args.size, args.size)
         flops = forward_flops(model, pixels)
