@@ -9,7 +9,8 @@ import pytest
 
 from openseg_cli.data.coco import CocoPanopticReader, coco_paths, write_coco_shards
 from openseg_cli.data.loader import iter_samples
-from openseg_cli.data.shards import list_shards, write_nouns_sidecar
+from openseg_cli.data.shards import list_shards
+from openseg_cli.data.sidecars import write_nouns_sidecar
 from openseg_cli.data.toy import TOY_CATEGORIES, write_toy_dataset
 
 TOY_WORDS = {c[1] for c in TOY_CATEGORIES}

@@ -13,7 +13,7 @@ import torch
 
 from openseg_cli.config.schema import DataConfig
 from openseg_cli.data.loader import build_eval_loader, build_train_loader, iter_samples
-from openseg_cli.data.shards import nouns_sidecar_path, read_nouns_sidecar
+from openseg_cli.data.sidecars import nouns_sidecar_path, read_nouns_sidecar
 from openseg_cli.data.skips import SkipCounter
 from openseg_cli.errors import InputFileError, RecipeError
 

@@ -16,12 +16,10 @@ from openseg_cli.data.schema import normalise_meta
 from openseg_cli.data.shards import (
     count_samples,
     list_shards,
-    nouns_sidecar_path,
     read_manifest,
-    read_nouns_sidecar,
-    write_nouns_sidecar,
     write_shards,
 )
+from openseg_cli.data.sidecars import nouns_sidecar_path, read_nouns_sidecar, write_nouns_sidecar
 from openseg_cli.errors import InputFileError
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from openseg_cli.data.shards import list_shards, nouns_sidecar_path
+from openseg_cli.data.shards import list_shards
+from openseg_cli.data.sidecars import nouns_sidecar_path
 from openseg_cli.engine.nouns import extract_nouns_from_file, extract_nouns_over_shards
 from openseg_cli.engine.nouns_parallel import ExtractorSpec, run_tasks
 from openseg_cli.errors import InputFileError, UsageError

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from openseg_cli.data.shards import list_shards, nouns_sidecar_path
+from openseg_cli.data.shards import list_shards
+from openseg_cli.data.sidecars import nouns_sidecar_path
 from openseg_cli.engine.nouns import extract_nouns_over_shards
 from tests.engine.helpers import write_toy_shards
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from openseg_cli.data.schema import META_MEMBER
-from openseg_cli.data.shards import nouns_sidecar_path, read_nouns_sidecar
+from openseg_cli.data.sidecars import nouns_sidecar_path, read_nouns_sidecar
 from openseg_cli.errors import InputFileError
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from openseg_cli.atomic import atomic_write, atomic_write_json, atomic_write_text
 from openseg_cli.data.loader import iter_samples
-from openseg_cli.data.shards import list_shards, read_nouns_sidecar, write_nouns_sidecar
+from openseg_cli.data.shards import list_shards
+from openseg_cli.data.sidecars import read_nouns_sidecar, write_nouns_sidecar
 from openseg_cli.data.skips import SkipCounter
 from openseg_cli.engine.nouns_parallel import ExtractorSpec, run_tasks
 from openseg_cli.errors import InputFileError, UsageError

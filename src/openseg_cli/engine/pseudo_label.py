@@ -22,7 +22,8 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from openseg_cli.data.loader import build_input_loader, check_parallelism
 from openseg_cli.data.schema import UNKNOWN_CATEGORY
-from openseg_cli.data.shards import completed_samples, list_shards, read_manifest, read_nouns_sidecar
+from openseg_cli.data.shards import completed_samples, list_shards, read_manifest
+from openseg_cli.data.sidecars import read_nouns_sidecar
 from openseg_cli.data.skips import SkipCounter
 from openseg_cli.data.toy import encode_panoptic_png
 from openseg_cli.engine.checkpoint import load_model
