@@ -12,6 +12,7 @@ refused with a pointer to `openseg prepare coco`, which reads those as they are.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -135,14 +136,7 @@ class CocoInstancesReader:
         self._captions = None
         files = [self.ann_json]
         if captions_json is not None:
-            ids = [int(im["id"]) for im in images]
-            listed = set(ids)
-            if len(listed) != len(ids) or min(ids, default=0) < 0:
-                bad = next(i for i in ids if i < 0 or ids.count(i) > 1)
-                raise InputFileError(
-                    f"{self.ann_json}: image id {bad} is negative or listed twice in 'images' (each image "
-                    "needs its own non-negative id)"
-                )
+            listed = {int(im["id"]) for im in images}  # checked by _group: unique, non-negative
             self._captions, self.captions_seen = read_coco_captions(
                 Path(captions_json), listed, self.captions
             )
@@ -154,7 +148,7 @@ class CocoInstancesReader:
             ids = [int(im["id"]) for im in images]
             listed = set(ids)
             if len(listed) != len(ids) or min(ids, default=0) < 0:
-                bad = next(i for i in ids if i < 0 or ids.count(i) > 1)
+                bad = min(ids) if min(ids) < 0 else Counter(ids).most_common(1)[0][0]
                 raise InputFileError(
                     f"{self.ann_json}: image id {bad} is negative or listed twice in 'images' (each image "
                     "needs its own non-negative id)"
