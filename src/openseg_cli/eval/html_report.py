@@ -2,11 +2,13 @@
 
 Everything is inline (CSS, images as base64 PNG data URIs); no JavaScript, no external fetch. Sections:
 1. header: mIoU, fwIoU, pixel and mean accuracy, images, classes evaluated, then every `meta` field
-   (checkpoint, benchmark/shards, mask source, size, templates …);
+   (checkpoint or clip, benchmark/shards, mask source, class groups file, size, templates …); with class
+   groups (`eval.groups`), a "Class groups" block: hIoU and each group's mIoU;
 2. the 5 best and 5 worst evaluated classes;
 3. examples, one row each: image | ground truth overlay | prediction overlay, with a legend of the classes
    present in either (colours from `inference.visualize.palette`, overlays from its `overlay_png`);
-4. the per-class table: IoU descending with a bar each; classes without ground truth ("—") last.
+4. the per-class table: IoU descending with a bar each (and a group column with class groups); classes
+   without ground truth ("—") last.
 
 Class names and keys come from user files, so every text is `html.escape`d. Size: about 0.2 kB per class
 row plus, per example, three PNGs of at most `MAX_SIDE` pixels a side (examples are downscaled).
@@ -32,7 +34,17 @@ from openseg_cli.inference.visualize import UNKNOWN_COLOR, overlay_png, palette
 
 MAX_SIDE = 256  # pixels; larger examples are downscaled so the report stays small
 HIGHLIGHTS = 5  # best / worst classes called out
-_META_ORDER = ("benchmark", "checkpoint", "shards", "mask_source", "vocabulary", "size", "templates")
+_META_ORDER = (
+    "benchmark",
+    "checkpoint",
+    "clip",
+    "shards",
+    "mask_source",
+    "vocabulary",
+    "class_groups",
+    "size",
+    "templates",
+)
 _HEADLINE = (
     ("mIoU", "miou"),
     ("fwIoU", "fwiou"),
@@ -78,6 +90,7 @@ class _ClassRow:
     iou: float | None  # None = no ground-truth pixel
     accuracy: float | None
     gt_pixels: int | None
+    group: str | None = None  # with class groups (`eval.groups`)
 
 
 def write_html_report(
@@ -96,6 +109,7 @@ def write_html_report(
     names = [list(_names(c)) for c in classes] or [r.names for r in sorted(rows, key=lambda r: r.index)]
     sections = [
         _header(metrics),
+        _groups(metrics),
         _highlights(rows),
         _examples(examples, names),
         _class_table(rows),
@@ -139,12 +153,14 @@ def _per_class_values(metrics: dict) -> list[dict]:
     ious = metrics.get("per_class_iou") or []
     accuracy = metrics.get("per_class_accuracy") or []
     gt_pixels = metrics.get("per_class_gt_pixels") or []
+    groups = metrics.get("per_class_group") or []
 
     def at(values: list, i: int) -> Any:
         return values[i] if i < len(values) else None
 
     return [
-        {"iou": iou, "accuracy": at(accuracy, i), "gt_pixels": at(gt_pixels, i)} for i, iou in enumerate(ious)
+        {"iou": iou, "accuracy": at(accuracy, i), "gt_pixels": at(gt_pixels, i), "group": at(groups, i)}
+        for i, iou in enumerate(ious)
     ]
 
 
@@ -164,6 +180,7 @@ def _class_rows(metrics: dict, classes: Sequence) -> list[_ClassRow]:
                 iou=_fraction(item.get("iou")),
                 accuracy=_fraction(item.get("accuracy")),
                 gt_pixels=int(gt_pixels) if isinstance(gt_pixels, int | float) else None,
+                group=str(item["group"]) if item.get("group") is not None else None,
             )
         )
     return sorted(rows, key=lambda r: (r.iou is None, -(r.iou or 0.0), r.index))
@@ -178,7 +195,7 @@ def _header(metrics: dict) -> str:
     evaluated, total = metrics.get("num_classes_evaluated"), metrics.get("num_classes")
     if evaluated is not None and total is not None:
         cards.append(("classes evaluated", f"{evaluated} / {total}"))
-    html_cards = "".join(f"<div class=card><b>{_e(v)}</b><span>{_e(k)}</span></div>" for k, v in cards)
+    html_cards = _cards(cards)
     keys = [k for k in _META_ORDER if k in meta] + sorted(k for k in meta if k not in _META_ORDER)
     items = "".join(
         f"<dt>{_e(str(k).replace('_', ' '))}</dt><dd>{_e(_meta_text(meta[k]))}</dd>"
@@ -187,7 +204,27 @@ def _header(metrics: dict) -> str:
     )
     note = f'<p class="note">{_e(metrics["convention"])}</p>\n' if metrics.get("convention") else ""
     details = f'<dl class="meta">{items}</dl>\n' if items else ""
-    return f'<div class="cards">{html_cards}</div>\n{details}{note}'
+    return f"{html_cards}{details}{note}"
+
+
+def _cards(cards: Sequence[tuple[str, Any]]) -> str:
+    items = "".join(f"<div class=card><b>{_e(v)}</b><span>{_e(k)}</span></div>" for k, v in cards)
+    return f'<div class="cards">{items}</div>\n'
+
+
+def _groups(metrics: dict) -> str:
+    """hIoU and one card per class group (mIoU, classes evaluated / listed); "" without groups."""
+    groups = metrics.get("groups")
+    if not isinstance(groups, dict) or not groups:
+        return ""
+    cards = [("hIoU (seen, unseen)", _percent(metrics["hiou"], "%"))] if "hiou" in metrics else []
+    for name, figures in groups.items():
+        figures = figures if isinstance(figures, dict) else {}
+        listed = figures.get("classes") if isinstance(figures.get("classes"), list) else []
+        evaluated = figures.get("classes_evaluated", "?")
+        label = f"mIoU {name} ({evaluated} / {len(listed)} classes)"
+        cards.append((label, _percent(figures.get("miou"), "%")))
+    return f'<h2>Class groups</h2>\n<div id="groups">{_cards(cards)}</div>\n'
 
 
 def _meta_text(value: Any) -> str:
@@ -214,6 +251,7 @@ def _highlights(rows: list[_ClassRow]) -> str:
 def _class_table(rows: list[_ClassRow]) -> str:
     """One row per class in `rows` order; evaluated classes get a rank and a bar, the others "—"."""
     lines = []
+    grouped = any(row.group is not None for row in rows)
     for position, row in enumerate(rows, start=1):
         evaluated = row.iou is not None
         rank = str(position) if evaluated else ""
@@ -225,12 +263,17 @@ def _class_table(rows: list[_ClassRow]) -> str:
         iou = _percent(row.iou) if evaluated else "—"
         accuracy = "—" if row.accuracy is None else _percent(row.accuracy)
         pixels = "—" if row.gt_pixels is None else f"{row.gt_pixels:,}"
+        group = f"<td>{_e(row.group or '')}</td>" if grouped else ""
         lines.append(
             f'<tr><td class="num">{rank}</td><td title="{_e(", ".join(row.names))}">{_e(row.names[0])}</td>'
-            f'<td class="num">{iou}</td><td>{bar}</td><td class="num">{accuracy}</td>'
+            f'{group}<td class="num">{iou}</td><td>{bar}</td><td class="num">{accuracy}</td>'
             f'<td class="num">{pixels}</td></tr>'
         )
-    head = "<tr><th>#</th><th>class</th><th>IoU %</th><th></th><th>accuracy %</th><th>GT pixels</th></tr>"
+    group_head = "<th>group</th>" if grouped else ""
+    head = (
+        f"<tr><th>#</th><th>class</th>{group_head}<th>IoU %</th><th></th><th>accuracy %</th>"
+        "<th>GT pixels</th></tr>"
+    )
     body = "\n".join(lines) or '<tr><td colspan="6">no per-class values</td></tr>'
     return (
         '<h2>Per-class IoU</h2>\n<p class="note">"—": no ground-truth pixel (left out of mIoU)</p>\n'

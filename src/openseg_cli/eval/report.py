@@ -4,7 +4,10 @@ metrics.json, schema 1 (values are fractions in [0, 1]; null = undefined, see `e
     {"schema": 1, "convention": "...", "meta": {...benchmark, checkpoint, mask source...},
      "miou", "fwiou", "pixel_accuracy", "mean_accuracy", "num_pixels", "unknown_pixels",
      "num_classes", "num_classes_evaluated",
-     "per_class": [{"index", "name", "iou", "accuracy", "gt_pixels"}, ...]}
+     "per_class": [{"index", "name", "iou", "accuracy", "gt_pixels"[, "group"]}, ...]
+     [, "groups": {group: {"miou", "classes", "classes_evaluated"}}, "hiou"]}
+The group keys are there when the metrics dict carries `eval.groups.group_figures` (`--class-groups`);
+"hiou" only when the groups `seen` and `unseen` both exist.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def write_metrics_json(path: str | Path, metrics: dict, class_names: Sequence, m
     """
     _check_lengths(metrics, class_names)
     num = len(class_names)
+    group_of = metrics.get("per_class_group")
     accuracy = metrics.get("per_class_accuracy", [None] * num)
     gt_pixels = metrics.get("per_class_gt_pixels", [None] * num)
     document = {
@@ -75,12 +79,25 @@ def write_metrics_json(path: str | Path, metrics: dict, class_names: Sequence, m
                 "iou": _finite_or_none(metrics["per_class_iou"][i]),
                 "accuracy": _finite_or_none(accuracy[i]),
                 "gt_pixels": gt_pixels[i],
+                **({"group": group_of[i]} if group_of else {}),
             }
             for i, name in enumerate(class_names)
         ],
+        **_group_entries(metrics),
     }
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     return atomic_write_text(path, text)
+
+
+def _group_entries(metrics: dict) -> dict[str, Any]:
+    """The "groups" (and "hiou") keys of metrics.json, NaN written as null; {} without groups."""
+    if "groups" not in metrics:
+        return {}
+    groups = {
+        name: {**figures, "miou": _finite_or_none(figures["miou"])}
+        for name, figures in metrics["groups"].items()
+    }
+    return {"groups": groups, **({"hiou": _finite_or_none(metrics["hiou"])} if "hiou" in metrics else {})}
 
 
 def _percent(value: Any) -> str:
@@ -113,5 +130,11 @@ def format_table(metrics: dict, class_names: Sequence, top: int = 10) -> list[tu
 
 def benchmark_scalars(metrics: dict, benchmark: str) -> dict[str, float | None]:
     """The summary values under the house's logged-metric keys: `val/miou_<benchmark>`, `val/fwiou_…`,
-    `val/pixel_accuracy_…`, `val/mean_accuracy_…` (fractions; None when undefined)."""
-    return {f"val/{key}_{benchmark}": _finite_or_none(metrics[key]) for _, key in _SUMMARY}
+    `val/pixel_accuracy_…`, `val/mean_accuracy_…`, and with class groups `val/miou_<group>_<benchmark>`
+    per group and `val/hiou_<benchmark>` (fractions; None when undefined)."""
+    scalars = {f"val/{key}_{benchmark}": _finite_or_none(metrics[key]) for _, key in _SUMMARY}
+    for group, figures in metrics.get("groups", {}).items():
+        scalars[f"val/miou_{group}_{benchmark}"] = _finite_or_none(figures["miou"])
+    if "hiou" in metrics:
+        scalars[f"val/hiou_{benchmark}"] = _finite_or_none(metrics["hiou"])
+    return scalars
