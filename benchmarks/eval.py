@@ -7,9 +7,9 @@
    same files and vocabulary: `cold` (empty text cache: the 847 class names are encoded) and `warm` (a
    second evaluate with the same vocabulary: the embeddings are read back from the disk cache). The
    stages are timed by wrapping, for the duration of the run only, the functions the engine calls: the
-   model's `forward`, `class_embeddings` (text), `segment_scores` minus the forward (class scoring),
+   model's `forward`, `class_embeddings` (text), the scorer's `scores` (class scoring, after the forward),
    `label_map` (upsampling the class scores to the original resolution, argmax),
-   `SegmentationMetrics.update` (confusion), `load_model`, and `write_metrics_json` + `write_report` +
+   `SegmentationMetrics.update` (confusion), `load_scorer`, and `write_metrics_json` + `write_report` +
    `downscaled_example` (reporting). What is left (`other`) is mostly waiting for the DataLoader, listing
    files and computing the metrics. `forward_fraction` = forward ÷ total wall time of the warm run
    (target >= 0.9); the cold run's share is reported too.
@@ -132,21 +132,22 @@ def _timed(fn, seconds: dict[str, float], stage: str):
 @contextlib.contextmanager
 def stage_timers(seconds: dict[str, float]):
     """Wrap the functions `run_benchmark_evaluation` calls with timers while the block runs, then restore
-    them. The model's forward is wrapped on the instance `load_model` returns (nn.Module calls
-    `self.forward`). `scoring` holds `segment_scores` in full here; `split_scoring` removes the forward."""
-    load_model = engine.load_model
+    them. The model's forward and the scorer's `scores` are wrapped on the instances `load_scorer`
+    returns (nn.Module and the scorer call `self.forward` / `self.scores`)."""
+    load_scorer = engine.load_scorer
 
     def timed_load(*args, **kwargs):
         t0 = time.perf_counter()
-        model, text_encoder, recipe = load_model(*args, **kwargs)
+        loaded = load_scorer(*args, **kwargs)
         seconds["load"] += time.perf_counter() - t0
+        model = loaded.scorer.model
         model.forward = _timed(model.forward, seconds, "forward")
-        return model, text_encoder, recipe
+        loaded.scorer.scores = _timed(loaded.scorer.scores, seconds, "scoring")
+        return loaded
 
     patches = [
-        (engine, "load_model", timed_load),
+        (engine, "load_scorer", timed_load),
         (engine, "class_embeddings", _timed(engine.class_embeddings, seconds, "text")),
-        (engine, "segment_scores", _timed(engine.segment_scores, seconds, "scoring")),
         (sliding, "label_map", _timed(sliding.label_map, seconds, "upsample")),
         (SegmentationMetrics, "update", _timed(SegmentationMetrics.update, seconds, "metrics")),
         (engine, "write_metrics_json", _timed(engine.write_metrics_json, seconds, "report")),
@@ -172,7 +173,6 @@ def evaluate_once(req: engine.BenchmarkRequest, out_dir: Path) -> dict[str, floa
         seconds["total"] = time.perf_counter() - t0
     if result["images"] != len(find_pairs(LAYOUTS[(req.benchmark, "detectron2")], req.data_root)):
         raise RuntimeError(f"evaluated {result['images']} images, not all of them")
-    seconds["scoring"] -= seconds["forward"]  # segment_scores = forward + scoring against the classes
     seconds["other"] = seconds["total"] - sum(seconds[s] for s in STAGES)
     return {k: seconds[k] for k in (*STAGES, "other", "total")}
 

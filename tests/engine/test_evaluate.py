@@ -11,6 +11,7 @@ from openseg_cli.data.loader import build_eval_loader
 from openseg_cli.engine.checkpoint import load_model
 from openseg_cli.engine.evaluate import EvalRequest, _batch_labels, run_evaluation
 from openseg_cli.eval.grounding import present_classes
+from openseg_cli.inference.scorers import OpenSegScorer
 from tests.engine.helpers import tiny_recipe, write_tiny_checkpoint, write_toy_shards
 
 
@@ -44,10 +45,10 @@ def test_grounding_predicts_only_each_images_own_classes(setup) -> None:
     model, text_encoder, _ = load_model(ckpt)
     names = [[n] for n in ("circle", "square", "triangle", "star", "ring", "cross", "grass", "sand", "water")]
     embeds, valid = text_encoder.encode_classes(names, None)
-    req = EvalRequest(ckpt, str(shards), grounding=True)
+    scorer = OpenSegScorer(model, text_encoder, "pred")
     with torch.inference_mode():
         for batch in build_eval_loader(shards, batch_size=3, crop_size=64, workers=0):
-            labels = _batch_labels(model, batch, embeds, valid, req)
+            labels = _batch_labels(scorer, batch, embeds, valid, grounding=True, device="cpu")
             for b in range(labels.shape[0]):
                 allowed = set(present_classes(batch["semantic"][b]).tolist())
                 assert set(labels[b].unique().tolist()) <= allowed | {-1}

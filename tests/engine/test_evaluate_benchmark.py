@@ -17,7 +17,9 @@ from openseg_cli.data.transforms import CLIP_MEAN, CLIP_STD
 from openseg_cli.engine import evaluate_benchmark
 from openseg_cli.engine.evaluate_benchmark import BenchmarkRequest, run_benchmark_evaluation
 from openseg_cli.engine.evaluate_examples import example_indices
+from openseg_cli.engine.scorers import load_scorer
 from openseg_cli.errors import InputFileError, UsageError
+from openseg_cli.inference.scorers import OpenSegScorer
 from tests.engine.benchmark_helpers import write_ade150_sample, write_label, write_synthetic_benchmark
 from tests.engine.helpers import tiny_recipe, write_tiny_checkpoint
 
@@ -48,11 +50,22 @@ def _write_coded(root, sizes, seed=0):
         )
 
 
-def _oracle_scores(model, images, class_embeds, class_valid, mask_source):
+class _OracleScorer(OpenSegScorer):
     """Scores = one-hot of the class the red channel encodes, at the input resolution."""
-    red = (images[:, 0] * CLIP_STD[0] + CLIP_MEAN[0]) * 255
-    cls = ((red - 20) / 40).round().clamp(0, 4).long()
-    return F.one_hot(cls, class_embeds.shape[0]).permute(0, 3, 1, 2).float()
+
+    def forward(self, images, segment_maps=None, num_segments=None):
+        return images
+
+    def scores(self, images, class_embeds, class_valid, image=None):
+        red = (images[:, 0] * CLIP_STD[0] + CLIP_MEAN[0]) * 255
+        cls = ((red - 20) / 40).round().clamp(0, 4).long()
+        return F.one_hot(cls, class_embeds.shape[0]).permute(0, 3, 1, 2).float()
+
+
+def _oracle_loader(checkpoint, clip, mask_source, device):
+    loaded = load_scorer(checkpoint, clip, mask_source, device)
+    oracle = _OracleScorer(loaded.scorer.model, loaded.scorer.text_encoder)
+    return loaded._replace(scorer=oracle)
 
 
 @pytest.mark.parametrize(
@@ -62,7 +75,7 @@ def _oracle_scores(model, images, class_embeds, class_valid, mask_source):
 def test_an_oracle_scorer_scores_miou_one_at_original_resolution(
     tmp_path, checkpoint, monkeypatch, sliding, size, sizes
 ) -> None:
-    monkeypatch.setattr(evaluate_benchmark, "segment_scores", _oracle_scores)
+    monkeypatch.setattr(evaluate_benchmark, "load_scorer", _oracle_loader)
     _write_coded(tmp_path / "data", sizes)
     req = BenchmarkRequest(
         checkpoint, "ade150", tmp_path / "data", size=size, sliding_window=sliding, workers=0, report=False

@@ -22,6 +22,7 @@ from openseg_cli.engine.checkpoint import load_model
 from openseg_cli.engine.evaluate import EvalRequest, _batch_labels, dataset_classes, run_evaluation
 from openseg_cli.engine.evaluate_examples import displayable_image, example_indices
 from openseg_cli.engine.text_cache import class_embeddings
+from openseg_cli.inference.scorers import OpenSegScorer
 from openseg_cli.inference.visualize import overlay_png
 from tests.engine.helpers import tiny_recipe, write_tiny_checkpoint, write_toy_shards
 
@@ -76,11 +77,12 @@ def _overlay(image: np.ndarray, labels: np.ndarray, names) -> np.ndarray:
 def _scored_labels(shards, ckpt, req: EvalRequest) -> dict[str, np.ndarray]:
     """{key: labels [S, S]} as `run_evaluation` scores them, from an independent pass over the loader."""
     model, text_encoder, _ = load_model(ckpt)
+    scorer = OpenSegScorer(model, text_encoder, req.mask_source or "pred")
     labels = {}
     with torch.inference_mode():
         embeds, valid = class_embeddings(text_encoder, dataset_classes(str(shards)), None)
         for batch in build_eval_loader(shards, batch_size=2, crop_size=64, workers=0):
-            predicted = _batch_labels(model, batch, embeds, valid, req)
+            predicted = _batch_labels(scorer, batch, embeds, valid, req.grounding, "cpu")
             labels.update(zip(batch["keys"], predicted.numpy(), strict=True))
     return labels
 

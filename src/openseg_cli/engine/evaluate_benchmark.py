@@ -1,5 +1,6 @@
-"""`run_benchmark_evaluation`: a checkpoint on a prepared semantic benchmark (ADE-150/847, PC-59/459,
-VOC-20) → metrics.json (+ report.html), the detectron2 protocol.
+"""`run_benchmark_evaluation`: a checkpoint, or CLIP weights alone (`clip`: the zero-shot MaskCLIP
+baseline), on a prepared semantic benchmark (ADE-150/847, PC-59/459, VOC-20) → metrics.json
+(+ report.html), the detectron2 protocol; with `class_groups`, mIoU per class group and hIoU.
 
 Protocol: every image is scored whole (long side fitted to `size`, padded) or by sliding windows
 (`inference.sliding`), and its labels are upsampled to the ORIGINAL image resolution and compared with the
@@ -25,16 +26,17 @@ import torch
 
 from openseg_cli.data.semantic import LAYOUTS, BenchmarkLayout, SemanticDataset, find_pairs, resolve_layout
 from openseg_cli.data.skips import SkipCounter
-from openseg_cli.engine.checkpoint import load_model
 from openseg_cli.engine.cpu import use_all_cores
 from openseg_cli.engine.evaluate_examples import downscaled_example, example_indices, write_report
+from openseg_cli.engine.scorers import checked_mask_source, load_scorer, scorer_meta
 from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import InputFileError, OpenSegError, UsageError
 from openseg_cli.eval.grounding import present_classes, to_global_labels
+from openseg_cli.eval.groups import add_group_figures, read_class_groups
 from openseg_cli.eval.metrics import SegmentationMetrics
 from openseg_cli.eval.report import benchmark_scalars, write_metrics_json
 from openseg_cli.eval.vocabularies import benchmark_classes
-from openseg_cli.inference.segmenter import segment_scores
+from openseg_cli.inference.scorers import Scorer
 from openseg_cli.inference.sliding import sliding_window_labels, whole_image_labels
 
 BENCHMARK_MASK_SOURCES = ("pred", "pixel")  # `gt` needs segment masks, which semantic labels do not have
@@ -42,12 +44,12 @@ BENCHMARK_MASK_SOURCES = ("pred", "pixel")  # `gt` needs segment masks, which se
 
 @dataclass(frozen=True)
 class BenchmarkRequest:
-    checkpoint: Path
+    checkpoint: Path | None  # None: zero-shot with `clip`
     benchmark: str  # ade150 | ade847 | pc59 | pc459 | voc20
     data_root: Path  # the folder holding the prepared layout (`$DETECTRON2_DATASETS`)
     convention: str | None = None  # pc459: catseg | san; None = detect from the folders present
     classes: list[list[str]] | None = None  # None: the built-in vocabulary of the benchmark
-    mask_source: str = "pred"
+    mask_source: str | None = None  # None: pred for a checkpoint, pixel for `clip`
     size: int = 640
     sliding_window: bool = False
     stride: int | None = None  # sliding windows: None = 2/3 of size
@@ -61,6 +63,8 @@ class BenchmarkRequest:
     report: bool = True
     examples: int = 8
     extra_meta: dict = field(default_factory=dict)
+    clip: str | None = None  # "MODEL:PRETRAINED": zero-shot MaskCLIP with CLIP weights alone
+    class_groups: Path | None = None  # JSON {group: [class names]} → mIoU per group and hIoU
 
 
 @dataclass
@@ -73,7 +77,7 @@ class RankResult:
 
 def check_request(req: BenchmarkRequest) -> None:
     """UsageError for options that cannot work, before anything is loaded."""
-    if req.mask_source not in BENCHMARK_MASK_SOURCES:
+    if checked_mask_source(req.checkpoint, req.clip, req.mask_source) not in BENCHMARK_MASK_SOURCES:
         raise UsageError(
             f"mask source {req.mask_source!r} is not available on semantic benchmarks (no segment masks); "
             f"choose {' | '.join(BENCHMARK_MASK_SOURCES)}"
@@ -91,10 +95,11 @@ def run_benchmark_evaluation(
 ) -> dict:
     """Evaluate, write `out_dir/metrics.json` (and `report.html` unless `req.report` is False).
 
-    Returns the metrics dict plus "classes", "confusion", "images", "skips", "scalars" and "report" (path
-    or None).
+    Returns the metrics dict (with `eval.groups` figures for `class_groups`) plus "classes",
+    "confusion", "images", "skips", "scalars" and "report" (path or None).
     Raises UsageError (bad options, class list of the wrong length), InputFileError (missing folders,
-    unmatched files with `strict`, unreadable or out-of-range labels: the message names the file).
+    unmatched files with `strict`, unreadable or out-of-range labels: the message names the file; a bad
+    class-groups file, before any model is loaded), and the loaders' errors (`load_scorer`).
     """
     check_request(req)
     layout = resolve_layout(req.benchmark, Path(req.data_root), req.convention)
@@ -105,6 +110,7 @@ def run_benchmark_evaluation(
         raise UsageError(
             f"the class list has {len(classes)} classes but {req.benchmark} has {layout.num_classes}"
         )
+    groups = read_class_groups(req.class_groups, classes) if req.class_groups else None
     if req.devices == 1:
         if req.device == "cpu":
             use_all_cores()  # the workers only read files: see engine/cpu.py
@@ -113,7 +119,7 @@ def run_benchmark_evaluation(
         result = _launch(req, layout, pairs, classes)
     if result.error:
         raise InputFileError(result.error)
-    metrics = SegmentationMetrics.from_confusion(result.confusion).compute()
+    metrics = add_group_figures(SegmentationMetrics.from_confusion(result.confusion).compute(), groups)
     scalars = benchmark_scalars(metrics, req.benchmark)
     meta = _meta(req, layout, result.images, len(pairs), dict(skips.reasons), scalars)
     metrics_path = write_metrics_json(out_dir / "metrics.json", metrics, classes, meta)
@@ -134,9 +140,9 @@ def _meta(req, layout: BenchmarkLayout, images: int, listed: int, skips: dict, s
         "benchmark": req.benchmark,
         "convention": layout.convention,
         "data": str(req.data_root),
-        "checkpoint": str(req.checkpoint),
-        "mask_source": req.mask_source,
+        **scorer_meta(req.checkpoint, req.clip, req.mask_source),
         "vocabulary": "custom class file" if req.classes else f"built-in {req.benchmark}",
+        "class_groups": str(req.class_groups) if req.class_groups else None,
         "grounding": req.grounding,
         "size": req.size,
         "mode": "sliding" if req.sliding_window else "whole",
@@ -168,7 +174,8 @@ def evaluate_rank(
     An OpenSegError while reading is returned in `error` (counts up to then are dropped by the caller).
     """
     device = device or req.device
-    model, text_encoder, _ = load_model(req.checkpoint, device)
+    scorer = load_scorer(req.checkpoint, req.clip, req.mask_source, device).scorer
+    scorer.check_size(req.size)
     keep = example_indices(len(pairs), req.examples if req.report else 0)
     indices = list(range(rank, len(pairs), world))
     dataset = torch.utils.data.Subset(SemanticDataset(pairs, layout), indices)
@@ -176,12 +183,12 @@ def evaluate_rank(
     metrics = SegmentationMetrics(num_classes=len(classes))
     result = RankResult(metrics.confusion, 0)
     with torch.inference_mode():
-        embeds, valid = class_embeddings(text_encoder, classes, req.templates)  # cached on disk
+        embeds, valid = class_embeddings(scorer.text_encoder, classes, req.templates)  # cached on disk
         embeds, valid = embeds.to(device), valid.to(device)
         for index, sample in zip(indices, loader, strict=True):
             if isinstance(sample, OpenSegError):
                 return RankResult(metrics.confusion, result.images, error=str(sample))
-            labels = image_labels(model, sample.image, sample.target, embeds, valid, req, device).cpu()
+            labels = image_labels(scorer, sample.image, sample.target, embeds, valid, req, device).cpu()
             metrics.update(labels[None], sample.target[None])
             result.images += 1
             if index in keep:
@@ -192,7 +199,7 @@ def evaluate_rank(
     return result
 
 
-def image_labels(model, image, target, embeds, valid, req: BenchmarkRequest, device) -> torch.Tensor:
+def image_labels(scorer: Scorer, image, target, embeds, valid, req: BenchmarkRequest, device) -> torch.Tensor:
     """One image uint8 [H, W, 3] → predicted labels long [H, W] at its original resolution (-1 = none:
     only for an all-ignore image under grounding, where nothing is scored)."""
     ids = None
@@ -203,7 +210,7 @@ def image_labels(model, image, target, embeds, valid, req: BenchmarkRequest, dev
         embeds, valid = embeds[ids], valid[ids]
 
     def score_fn(images: torch.Tensor) -> torch.Tensor:
-        return segment_scores(model, images, embeds, valid, req.mask_source)
+        return scorer(images, embeds, valid)
 
     if req.sliding_window:
         labels = sliding_window_labels(score_fn, image, req.size, req.stride, device=device)

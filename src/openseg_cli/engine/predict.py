@@ -4,10 +4,10 @@ Two layers, so that any segmenter can be plugged in:
 - `predict_images(scores_fn, images, out_dir, job)` does the per-image work (read, fit + pad, batch,
   score, undo the geometry, label, write, count skips). `scores_fn` maps CLIP-normalised pixels
   float [B, 3, S, S] (on `job.device`) to class scores [B, C, h, w] ≥ 0, C = queries then background
-  classes, in that order; `segment_scores` of a trained OpenSeg model is one such function.
-- `run_prediction(req)` builds that function from an openseg checkpoint, or, with `req.clip`, from CLIP
-  weights alone (zero-shot MaskCLIP dense features, `inference/zero_shot.py`), and calls
-  `predict_images`.
+  classes, in that order; an `inference.scorers.Scorer` bound to the vocabulary is one such function.
+- `run_prediction(req)` builds that function with `engine.scorers.load_scorer` from an openseg
+  checkpoint, or, with `req.clip`, from CLIP weights alone (zero-shot MaskCLIP dense features,
+  `inference/zero_shot.py`), and calls `predict_images`.
 
 Unreadable images (corrupt, truncated, not an image, over the pixel limit) are skipped and counted in
 the returned summary; `strict=True` makes the first one an error, and a run where no image could be read
@@ -27,14 +27,12 @@ from torch import Tensor
 from openseg_cli.data.images import read_image_file
 from openseg_cli.data.transforms import fit_size, normalise, pad_to, resize_image
 from openseg_cli.engine.cpu import use_all_cores
+from openseg_cli.engine.scorers import load_scorer, scorer_meta
 from openseg_cli.errors import InputFileError, UsageError
 from openseg_cli.inference.outputs import write_prediction
 from openseg_cli.inference.scoring import label_map, normalized_scores, resize_scores
 
 ScoresFn = Callable[[Tensor], Tensor]  # pixels [B, 3, S, S] → class scores [B, C, h, w] (≥ 0)
-
-
-ZERO_SHOT_SIZE = 448  # default input side without a recipe: a multiple of every CLIP stride (16, 32)
 
 
 @dataclass(frozen=True)
@@ -103,45 +101,17 @@ def run_prediction(
     device = resolve_device(req.device)
     if device.type == "cpu":
         use_all_cores()  # images are read in this process, between forwards: see engine/cpu.py
-    build = _zero_shot_scorer if req.clip else _checkpoint_scorer
-    scores_fn, size, meta = build(req, device)
+    mask_source = None if req.clip else req.mask_source  # --clip scores pixels ("does not apply": --help)
+    scorer, default_size = load_scorer(req.checkpoint, req.clip, mask_source, device)
+    meta = scorer_meta(req.checkpoint, req.clip, mask_source)
+    size = req.size or default_size
+    scorer.check_size(size)
+    embeds, valid = vocabulary_embeddings(scorer.text_encoder, req, device)
+
+    def scores_fn(pixels: Tensor) -> Tensor:
+        return scorer(pixels, embeds, valid)
+
     return predict_images(scores_fn, req.images, out_dir, request_job(req, size, device, meta), progress)
-
-
-def _checkpoint_scorer(req: PredictRequest, device: torch.device) -> tuple[ScoresFn, int, dict]:
-    from openseg_cli.engine.checkpoint import load_model
-    from openseg_cli.inference.segmenter import segment_scores
-
-    model, text_encoder, recipe = load_model(req.checkpoint, device)
-    embeds, valid = vocabulary_embeddings(text_encoder, req, device)
-
-    def scores_fn(pixels: Tensor) -> Tensor:
-        return segment_scores(model, pixels, embeds, valid, req.mask_source)
-
-    meta = {"checkpoint": str(req.checkpoint), "mask_source": req.mask_source}
-    return scores_fn, req.size or recipe.data.crop_size, meta
-
-
-def _zero_shot_scorer(req: PredictRequest, device: torch.device) -> tuple[ScoresFn, int, dict]:
-    from openseg_cli.inference.zero_shot import ZeroShotSegmenter, parse_clip_spec
-
-    name, pretrained = parse_clip_spec(req.clip)
-    if pretrained is None:  # never a silent fallback to random weights
-        raise UsageError(
-            f"--clip {req.clip}: say which weights, MODEL:PRETRAINED (an open_clip tag or a local file); "
-            "MODEL:none gives random weights, which only tests want"
-        )
-    pretrained = None if pretrained.lower() == "none" else pretrained
-    segmenter = ZeroShotSegmenter.from_clip(name, pretrained, device)
-    size = req.size or ZERO_SHOT_SIZE
-    segmenter.check_size(size)
-    embeds, valid = vocabulary_embeddings(segmenter.text_encoder, req, device)
-
-    def scores_fn(pixels: Tensor) -> Tensor:
-        return segmenter.scores(pixels, embeds, valid)
-
-    meta = {"clip": req.clip, "mask_source": "maskclip (zero-shot dense CLIP)"}
-    return scores_fn, size, meta
 
 
 def vocabulary_embeddings(text_encoder, req: PredictRequest, device: torch.device) -> tuple[Tensor, Tensor]:

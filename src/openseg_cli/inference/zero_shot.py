@@ -23,6 +23,9 @@ from openseg_cli.models.text_encoder import TextEncoder
 
 # CLIP's own cap on exp(logit_scale) (also openseg's MAX_LOGIT_SCALE).
 MAX_LOGIT_SCALE = 100.0
+# Default input side without a recipe (`predict --clip`, `evaluate --clip --shards`): a multiple of every
+# CLIP stride (16, 32), twice CLIP's 224-pixel pre-training side.
+ZERO_SHOT_SIZE = 448
 
 
 def parse_clip_spec(spec: str) -> tuple[str, str | None]:
@@ -39,6 +42,27 @@ def parse_clip_spec(spec: str) -> tuple[str, str | None]:
     if not name.strip():
         raise UsageError(f"--clip needs MODEL[:PRETRAINED], e.g. ViT-B-16:openai, not {spec!r}")
     return prefix + name.strip(), (pretrained.strip() or None)
+
+
+def load_zero_shot(spec: str, device: str | torch.device = "cpu") -> ZeroShotSegmenter:
+    """`--clip MODEL:PRETRAINED` → a ZeroShotSegmenter on `device`. PRETRAINED is required, never a silent
+    random init: an open_clip tag, a local file, or `none` for random weights (tests only), drawn from a
+    fixed seed so that every process of `evaluate --devices N` and every run gets the same ones.
+
+    Raises UsageError for a missing PRETRAINED or model name, and what `ZeroShotSegmenter.from_clip`
+    raises (RecipeError for an unknown model, PretrainedWeightsError for weights not to be had offline).
+    """
+    name, pretrained = parse_clip_spec(spec)
+    if pretrained is None:
+        raise UsageError(
+            f"--clip {spec}: say which weights, MODEL:PRETRAINED (an open_clip tag or a local file); "
+            "MODEL:none gives random weights, which only tests want"
+        )
+    if pretrained.lower() != "none":
+        return ZeroShotSegmenter.from_clip(name, pretrained, device)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+        torch.manual_seed(0)
+        return ZeroShotSegmenter.from_clip(name, None, device)
 
 
 class ZeroShotSegmenter(nn.Module):
