@@ -8,19 +8,14 @@ Most cases run the real `openseg` in a subprocess. Cases that must import torch 
 
 from __future__ import annotations
 
-import io
 import random
-import re
-import subprocess
 import time
-import traceback
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.cli.helpers import assert_clean_error, run_cli
+from tests.cli.helpers import assert_clean_error, run_cli, run_main
 from tests.engine.helpers import write_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,26 +23,6 @@ TOY = REPO / "recipes" / "toy.yaml"
 
 # Exit codes are part of the contract (errors.py): scripts tell failures apart by them.
 RECIPE, USAGE, INPUT, CHECKPOINT, PRETRAINED, STANZA = 2, 2, 3, 3, 4, 4
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def run_main(*args: str | Path) -> subprocess.CompletedProcess:
-    """`openseg ARGS` through `main(argv)` in this process, as a CompletedProcess for the same asserts."""
-    out, err = io.StringIO(), io.StringIO()
-    code: int = 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            from openseg_cli.cli.app import main
-
-            main([str(a) for a in args])
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
-        except BaseException:  # noqa: BLE001 - an escaped exception is what a user would see as a traceback
-            err.write(traceback.format_exc())
-            code = 1
-    stdout, stderr = (_ANSI.sub("", s.getvalue()) for s in (out, err))
-    return subprocess.CompletedProcess(list(map(str, args)), code, stdout, stderr)
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,7 @@ COMMAND_OPTIONS = {
               "--accelerator", "--strict"],
     "evaluate": ["--shards", "--classes", "--mask-source", "--size", "--batch-size", "--out", "--device",
                  "--benchmark", "--data", "--convention", "--sliding-window", "--stride", "--strict",
-                 "--devices", "--no-report", "--examples"],
+                 "--devices", "--no-report", "--examples", "--clip", "--class-groups"],
     "pseudo-label": ["--teacher", "--min-confidence", "--min-area", "--max-masks", "--out", "--size",
                      "--accelerator", "--devices", "--num-nodes", "--workers", "--strict", "--maxcount"],
     "predict": ["--queries", "-q", "--classes", "--checkpoint", "-c", "--out", "--unknown-threshold",

@@ -1,4 +1,5 @@
-"""`openseg evaluate CKPT --shards DIR | --benchmark NAME [--data ROOT]`: mIoU and per-class IoU."""
+"""`openseg evaluate CKPT | --clip MODEL:PRETRAINED  --shards DIR | --benchmark NAME [--data ROOT]`: mIoU,
+per-class IoU and, with `--class-groups FILE`, mIoU per class group and hIoU."""
 
 from __future__ import annotations
 
@@ -13,7 +14,23 @@ BENCHMARKS = ("ade150", "ade847", "pc59", "pc459", "voc20", "coco")
 
 
 def evaluate(
-    checkpoint: Path = typer.Argument(..., help="openseg checkpoint (model.pt or .ckpt)."),
+    checkpoint: Path | None = typer.Argument(
+        None, help="openseg checkpoint (model.pt or .ckpt); leave it out with --clip.", show_default=False
+    ),
+    clip: str | None = typer.Option(
+        None,
+        "--clip",
+        help="Instead of CHECKPOINT: zero-shot baseline with CLIP weights alone, MODEL:PRETRAINED (an "
+        "open_clip model, e.g. ViT-B-16:openai or RN50:/w/rn50.pt; PRETRAINED is an open_clip tag or a "
+        "local file), scoring every pixel with MaskCLIP's dense features (--mask-source pixel).",
+    ),
+    class_groups: Path | None = typer.Option(
+        None,
+        "--class-groups",
+        help='JSON {"seen": ["circle", "grass"], "unseen": ["heart"], ...}: mIoU per group (a name matches '
+        "any synonym of a class, case-insensitive) and, with groups seen and unseen, hIoU = 2su/(s+u). "
+        "Classes in no group are reported as group 'ungrouped' (only if there are any).",
+    ),
     shards: str | None = typer.Option(
         None, "--shards", help="Val shards (folder) with panoptic ground truth (instead of --benchmark)."
     ),
@@ -38,10 +55,12 @@ def evaluate(
         help="Class names with synonyms, one line per class in label order (default: the dataset's or the "
         "benchmark's built-in list; must have as many classes).",
     ),
-    mask_source: str = typer.Option(
-        "pred",
+    mask_source: str | None = typer.Option(
+        None,
         "--mask-source",
-        help="pred (proposals) | pixel (no proposals) | gt (ground-truth masks, shards only): Table 4.",
+        help="pred (proposals; default) | pixel (no proposals; the only one for --clip) | gt (ground-truth "
+        "masks, shards only): Table 4.",
+        show_default=False,
     ),
     grounding: bool = typer.Option(
         False, "--grounding", help="Grounding mIoU: each image's vocabulary is only its ground-truth classes."
@@ -50,7 +69,9 @@ def evaluate(
         None,
         "--size",
         min=32,
-        help="Fit+pad (or window) size; default: 640 for --benchmark, else the recipe's crop.",
+        help="Fit+pad (or window) size; default: 640 for --benchmark, else the recipe's crop (448 with "
+        "--clip, as predict --clip: pass the size of the checkpoint run you compare with). A multiple of "
+        "the tower's stride (32; 16 or 32 for --clip).",
     ),
     sliding_window: bool = typer.Option(
         False,
@@ -88,12 +109,15 @@ def evaluate(
     out: Path | None = typer.Option(None, "--out", help="Report folder (default: runs/evaluate/<name>[N])."),
     name: str = typer.Option("eval", "--name"),
 ) -> None:
-    """Writes metrics.json (mIoU, fwIoU, pixel accuracy, per-class IoU) and report.html; prints a table."""
+    """Writes metrics.json (mIoU, fwIoU, pixel accuracy, per-class IoU; per-group mIoU and hIoU with
+    --class-groups) and report.html; prints the tables."""
     from openseg_cli.errors import UsageError
     from openseg_cli.runs import output_dir
     from openseg_cli.text.queries import read_class_file
     from openseg_cli.text.templates import load_templates
 
+    if (checkpoint is None) == (clip is None):
+        raise UsageError("give exactly one of an openseg CHECKPOINT or --clip MODEL:PRETRAINED")
     if (shards is None) == (benchmark is None):
         raise UsageError("give exactly one of --shards DIR or --benchmark NAME")
     if benchmark is not None and benchmark not in BENCHMARKS:
@@ -109,7 +133,7 @@ def evaluate(
 
         req = EvalRequest(
             checkpoint, shards or str(root), classes, mask_source, size or (640 if benchmark else None),
-            batch_size, workers, device, grounding, prompts, benchmark, report, examples,
+            batch_size, workers, device, grounding, prompts, benchmark, report, examples, clip, class_groups,
         )  # fmt: skip
         with progress_bar("evaluate", None) as advance:
             result = run_evaluation(req, out_dir, progress=advance)
@@ -119,10 +143,12 @@ def evaluate(
         req = BenchmarkRequest(
             checkpoint, benchmark, root, convention, classes, mask_source, size or 640, sliding_window,
             stride, workers, device, devices, grounding, prompts, templates, strict, report, examples,
+            clip=clip, class_groups=class_groups,
         )  # fmt: skip
         with progress_bar(f"evaluate {benchmark}", None) as advance:
             result = run_benchmark_evaluation(req, out_dir, progress=advance)
     _print_table(result)
+    _print_groups(result)
     _print_summary(result, out_dir)
 
 
@@ -136,14 +162,38 @@ def _print_summary(result: dict, out_dir: Path) -> None:
         console.print(f"report → {result['report']}")
 
 
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
 def _print_table(result: dict) -> None:
     from rich.table import Table
 
+    groups = result.get("per_class_group")
     table = Table(title="per-class IoU (%)")
     table.add_column("class")
+    if groups:
+        table.add_column("group")
     table.add_column("IoU", justify="right")
-    for names, iou in zip(result["classes"], result["per_class_iou"], strict=True):
-        table.add_row(names[0], "—" if iou is None else f"{100 * iou:.1f}")
+    for index, (names, iou) in enumerate(zip(result["classes"], result["per_class_iou"], strict=True)):
+        table.add_row(names[0], *([groups[index]] if groups else []), _percent(iou))
+    console.print(table)
+
+
+def _print_groups(result: dict) -> None:
+    """Group mIoU and hIoU (`eval.groups.group_figures`), when --class-groups was given."""
+    from rich.table import Table
+
+    if "groups" not in result:
+        return
+    table = Table(title="class groups (%)")
+    for column in ("group", "classes evaluated", "mIoU"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    for name, figures in result["groups"].items():
+        evaluated = f"{figures['classes_evaluated']} / {len(figures['classes'])}"
+        table.add_row(name, evaluated, _percent(figures["miou"]))
+    if "hiou" in result:
+        table.add_row("hIoU (seen, unseen)", "", _percent(result["hiou"]))
     console.print(table)
 
 
