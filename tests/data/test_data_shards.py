@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import openseg_cli.data.shards as shards_module
+import openseg_cli.data.tar_writer as tar_writer_module
 from openseg_cli.data.coco import CocoPanopticReader, coco_paths, write_coco_shards
 from openseg_cli.data.loader import iter_samples
 from openseg_cli.data.schema import normalise_meta
@@ -114,14 +114,14 @@ def test_kill_between_first_shard_landing_and_its_record_resumes(
     write_coco_shards(paths, clean, "train2017", source="toy", maxcount=5)
     killed = tmp_path / "killed"
     reader = CocoPanopticReader(paths, source="toy")
-    real_write_json = shards_module.write_json_atomic
+    real_write_json = tar_writer_module.atomic_write_json
 
     def die_on_first_record(path, obj):
         if str(path).endswith(".progress.json") and obj["shards"]:
             raise _Interrupted  # the tar was os.replace'd, its record never written
         real_write_json(path, obj)
 
-    monkeypatch.setattr(shards_module, "write_json_atomic", die_on_first_record)
+    monkeypatch.setattr(tar_writer_module, "atomic_write_json", die_on_first_record)
     with pytest.raises(_Interrupted):
         write_shards(iter(reader), killed, "toy", "train2017", categories=reader.categories, maxcount=5)
     monkeypatch.undo()
@@ -204,11 +204,11 @@ def test_default_shard_bounds() -> None:
 
 def test_big_shard_writer_keeps_no_member_list(tmp_path: Path) -> None:
     """10k tiny samples in one shard: all written and readable, and the tar writer holds no TarInfo list."""
-    from openseg_cli.data.shards import _TarShardWriter
+    from openseg_cli.data.tar_writer import TarShardWriter
 
     records: list[dict] = []
-    writer = _TarShardWriter(tmp_path, "x-train", 0, 100_000, 2**30, records.append)
-    meta = {"source": "x", "image_id": 1, "file_name": "a.jpg", "width": 1, "height": 1, "captions": []}
+    writer = TarShardWriter(tmp_path, "x-train", 0, 100_000, 2**30, records.append)
+    meta = b'{"source": "x", "image_id": 1, "file_name": "a.jpg", "width": 1, "height": 1, "captions": []}'
     for i in range(10_000):
         writer.write({"__key__": f"k{i:05d}", "image.jpg": b"x", "meta.json": meta})
         assert writer.tar is not None and not writer.tar.members

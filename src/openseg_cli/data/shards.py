@@ -3,7 +3,7 @@
 Every file is written to a temporary name in the same folder and `os.replace`d, so a reader never sees a
 half-written shard. Writing is resumable: each finished shard is recorded in
 `{source}-{split}.progress.json`; a second run with the same input and sizes re-reads the input but does
-not rewrite recorded shards. One folder holds one (source, split).
+not rewrite recorded shards (`data/tar_writer.py`). One folder holds one (source, split).
 
 `manifest.json`: `schema`, `source`, `split`, `created`, `command` (argv), `categories`, `source_files`
 ({path: bytes}) and `source_mtimes` ({path: UTC time}), `counts` (`seen` = `written` + `skipped_total`,
@@ -14,7 +14,6 @@ not rewrite recorded shards. One folder holds one (source, split).
 from __future__ import annotations
 
 import glob
-import io
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from typing import Any
 
 from openseg_cli.atomic import atomic_write_json, remove_stale_temps
 from openseg_cli.data.schema import META_MEMBER, SCHEMA_VERSION, validate_sample
+from openseg_cli.data.tar_writer import SIZES, intact_prefix, write_tar_shards
 from openseg_cli.errors import InputFileError
 
 DEFAULT_MAXSIZE = 512 * 1024**2  # bytes per shard, the primary bound: large sequential reads, few files
@@ -33,9 +33,7 @@ DEFAULT_MAXSIZE = 512 * 1024**2  # bytes per shard, the primary bound: large seq
 # small data sets, which need at least workers x ranks shards.
 DEFAULT_MAXCOUNT = 100_000
 MANIFEST = "manifest.json"
-SIZES = "sizes.json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
-_TAR_BLOCK = 512
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
@@ -59,108 +57,6 @@ def shard_name(source: str, split: str, index: int) -> str:
     return f"{source}-{split}-{index:06d}.tar"
 
 
-class _TarShardWriter:
-    """Writes samples into numbered tars (temp name → os.replace); `on_done(record)` after each shard."""
-
-    def __init__(self, out_dir: Path, prefix: str, start: int, maxcount: int, maxsize: int, on_done) -> None:
-        self.out_dir, self.prefix, self.index = out_dir, prefix, start
-        self.maxcount, self.maxsize, self.on_done = maxcount, maxsize, on_done
-        self.tar: tarfile.TarFile | None = None
-        self.count = self.size = 0
-        self.first_key = self.last_key = ""
-
-    def _path(self) -> Path:
-        return self.out_dir / f"{self.prefix}-{self.index:06d}.tar"  # = shard_name(source, split, index)
-
-    def write(self, sample: dict[str, Any]) -> None:
-        if sample["__key__"] == self.last_key:  # webdataset would merge the two into one corrupt sample
-            raise InputFileError(
-                f"sample key {sample['__key__']!r} twice in a row: two inputs map to one key (a reader bug)"
-            )
-        members = {k: v for k, v in sample.items() if not k.startswith("__")}
-        members[META_MEMBER] = json.dumps(members[META_MEMBER], ensure_ascii=False).encode("utf-8")
-        nbytes = sum(len(v) + 2 * _TAR_BLOCK for v in members.values())
-        if self.tar is not None and (self.count >= self.maxcount or self.size + nbytes > self.maxsize):
-            self.finish()
-        if self.tar is None:
-            self.tmp = self._path().with_name(self._path().name + ".tmp")
-            # stays open across write() calls; finish()/abort() close it
-            self.tar = tarfile.open(self.tmp, "w")  # noqa: SIM115
-            self.count = self.size = 0
-            self.first_key = sample["__key__"]
-        for name in sorted(members):  # fixed order and mtime: identical input → identical bytes
-            info = tarfile.TarInfo(f"{sample['__key__']}.{name}")
-            info.size, info.mtime, info.mode = len(members[name]), 0, 0o444
-            self.tar.addfile(info, io.BytesIO(members[name]))
-        # TarFile keeps a TarInfo per member for reading back; a writer never needs them, and with
-        # ~100k small samples per shard that list would grow to ~100 MB
-        self.tar.members.clear()
-        self.count, self.size, self.last_key = self.count + 1, self.size + nbytes, sample["__key__"]
-
-    def abort(self) -> None:
-        """Drop the open shard (an error stopped writing): no partial tar is left behind."""
-        if self.tar is not None:
-            self.tar.close()
-            self.tmp.unlink(missing_ok=True)
-            self.tar = None
-
-    def finish(self) -> None:
-        """Close the open shard (if any), move it into place and report it."""
-        if self.tar is None:
-            return
-        self.tar.close()
-        with open(self.tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self._path())
-        record = {"name": self._path().name, "count": self.count, "bytes": self._path().stat().st_size}
-        record.update(first_key=self.first_key, last_key=self.last_key)
-        self.tar = None
-        self.index += 1
-        self.on_done(record)
-
-
-def _start_or_resume(out_dir: Path, prefix: str, params: dict[str, Any], overwrite: bool) -> list[dict]:
-    """Records of shards already complete from an earlier run with the same params; cleans the rest."""
-    progress_path = out_dir / f"{prefix}.progress.json"
-    ours = sorted(out_dir.glob(f"{prefix}-[0-9][0-9][0-9][0-9][0-9][0-9].tar"))
-    done: list[dict] = []
-    if progress_path.is_file() and not overwrite:
-        try:
-            state = json.loads(progress_path.read_text())
-        except (OSError, ValueError) as exn:
-            raise InputFileError(f"{progress_path}: unreadable progress file ({exn}); delete it") from None
-        if state.get("params") != params:
-            raise InputFileError(
-                f"{out_dir}: holds {prefix} shards written with other settings {state.get('params')}; "
-                "overwrite them or choose another folder"
-            )
-        done = _intact_prefix(out_dir, state.get("shards", []))
-    elif ours and not overwrite:
-        raise InputFileError(
-            f"{out_dir}: already holds {prefix}-*.tar shards; overwrite them or choose another folder"
-        )
-    keep = {rec["name"] for rec in done}
-    for path in ours:
-        if path.name not in keep:
-            path.unlink()
-    for tmp in out_dir.glob(f"{prefix}-*.tar.tmp"):  # left by a killed run
-        tmp.unlink()
-    for name in (f"{prefix}*", SIZES, MANIFEST):  # atomic_write's temp files of a killed run
-        remove_stale_temps(out_dir, name)
-    return done
-
-
-def _intact_prefix(out_dir: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The leading records whose tars exist with their recorded size (the rest will be rewritten)."""
-    intact = []
-    for rec in records:
-        path = out_dir / rec["name"]
-        if not path.is_file() or path.stat().st_size != rec.get("bytes"):
-            break
-        intact.append(rec)
-    return intact
-
-
 def completed_samples(out_dir: str | Path, source: str, split: str) -> int:
     """How many leading input samples a rerun of `write_shards` into `out_dir` will only check, not write.
 
@@ -172,7 +68,7 @@ def completed_samples(out_dir: str | Path, source: str, split: str) -> int:
         state = json.loads(progress_path.read_text())
     except (OSError, ValueError):
         return 0
-    return sum(rec["count"] for rec in _intact_prefix(Path(out_dir), state.get("shards", [])))
+    return sum(rec["count"] for rec in intact_prefix(Path(out_dir), state.get("shards", [])))
 
 
 def write_shards(
@@ -202,33 +98,14 @@ def write_shards(
     """
     if not (_NAME_RE.match(source) and _NAME_RE.match(split)):
         raise InputFileError(f"source {source!r} and split {split!r} must be letters, digits or '_'")
-    if maxcount < 1 or maxsize < 1:
-        raise InputFileError("maxcount and maxsize must be positive")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_folder_owner(out_dir, source, split)
-    prefix = f"{source}-{split}"
     params = {"source": source, "split": split, "maxcount": maxcount, "maxsize": maxsize}
-    done = _start_or_resume(out_dir, prefix, params, overwrite)
-    progress_path = out_dir / f"{prefix}.progress.json"
-
-    def record(rec: dict[str, Any]) -> None:
-        done.append(rec)
-        write_json_atomic(progress_path, {"schema": SCHEMA_VERSION, "params": params, "shards": done})
-
-    # Claim the folder before the first tar lands: a run killed between moving a shard into place and
-    # recording it leaves an unrecorded tar, which a rerun must recognise as its own and rewrite.
-    write_json_atomic(progress_path, {"schema": SCHEMA_VERSION, "params": params, "shards": done})
-
-    writer = _TarShardWriter(out_dir, prefix, len(done), maxcount, maxsize, record)
-    try:
-        _consume(samples, writer, done, out_dir, progress)
-    except BaseException:
-        writer.abort()  # finished shards stay recorded, so a rerun resumes after them
-        raise
-    writer.finish()
-    sizes = {rec["name"]: rec["count"] for rec in done}
-    write_json_atomic(out_dir / SIZES, sizes)
+    sizes = write_tar_shards(
+        samples, out_dir, f"{source}-{split}", params, encode=_encode_sample, overwrite=overwrite,
+        progress=progress,
+    )  # fmt: skip
     extra = manifest_extra() if callable(manifest_extra) else manifest_extra
     manifest = {
         "schema": SCHEMA_VERSION,
@@ -245,45 +122,22 @@ def write_shards(
         "maxsize": maxsize,
         **(extra or {}),
     }
+    remove_stale_temps(out_dir, MANIFEST)  # atomic_write's temp file of a killed run
     write_json_atomic(out_dir / MANIFEST, manifest)
     return manifest
+
+
+def _encode_sample(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A schema-v1 sample, validated, with its meta as JSON bytes (InputFileError for a bad one)."""
+    sample = validate_sample(raw)
+    sample[META_MEMBER] = json.dumps(sample[META_MEMBER], ensure_ascii=False).encode("utf-8")
+    return sample
 
 
 def _counts(sizes: Mapping[str, int], skipped: Mapping[str, int] | None) -> dict[str, Any]:
     skipped = dict(skipped or {})
     written, total = sum(sizes.values()), sum(skipped.values())
     return {"seen": written + total, "written": written, "skipped": skipped, "skipped_total": total}
-
-
-def _consume(samples, writer: _TarShardWriter, done: list[dict], out_dir: Path, progress) -> None:
-    """Validate and write every sample; the first ones, already in recorded shards, are only checked."""
-    boundaries = _boundaries(done)
-    to_skip, position = sum(r["count"] for r in done), 0
-    for raw in samples:
-        sample = validate_sample(raw)
-        if position < to_skip:  # already in a recorded shard: check we are reading the same input
-            expected = boundaries.get(position)
-            if expected is not None and expected[0] != sample["__key__"]:
-                raise InputFileError(
-                    f"{out_dir}: input changed since {expected[1]} was written; overwrite the shards"
-                )
-            position += 1
-        else:
-            writer.write(sample)
-        if progress is not None:
-            progress(1)
-    if position < to_skip:
-        raise InputFileError(f"{out_dir}: input has fewer samples than the recorded shards; overwrite them")
-
-
-def _boundaries(done: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
-    """Input position → (key expected there, shard name) for the first and last sample of each shard."""
-    out, start = {}, 0
-    for rec in done:
-        out[start] = (rec["first_key"], rec["name"])
-        out[start + rec["count"] - 1] = (rec["last_key"], rec["name"])
-        start += rec["count"]
-    return out
 
 
 def _check_folder_owner(out_dir: Path, source: str, split: str) -> None:
