@@ -55,6 +55,29 @@ def test_class_logits_and_semantic_scores_by_hand():
     )
 
 
+def test_max_rule_takes_the_best_mask_times_class_confidence_by_hand():
+    regions, classes, valid, masks = _tiny_case()
+    logits = class_logits(regions, classes, valid, logit_scale=2.0)
+    p1, p2 = _softmax([2.0, 0.0]), _softmax([1.6, 2.0])
+    s1 = [[1.0, 0.5], [0.0, 0.25]]
+    s2 = [[0.0, 0.5], [1.0, 0.75]]
+    p = (p1, p2)
+    expected = [
+        [[max(s1[y][x] * p[0][c], s2[y][x] * p[1][c]) for x in range(2)] for y in range(2)] for c in range(2)
+    ]
+    for max_elements in (1, 1 << 20):  # one class per chunk, and all at once
+        scores = semantic_scores(masks, logits, "max", max_elements=max_elements)
+        assert scores.shape == (1, 2, 2, 2)
+        for c in range(2):
+            for y in range(2):
+                assert scores[0, c, y].tolist() == pytest.approx(expected[c][y], abs=1e-6)
+    # pixel (0, 1): both masks 0.5; z1 is surer of class 0 (p1[0] ≈ 0.88) than z2 of class 1 (≈ 0.60),
+    # so "max" labels it class 0 where "sum" weighs both proposals
+    assert semantic_scores(masks, logits, "max")[0, :, 0, 1].argmax().item() == 0
+    with pytest.raises(ValueError, match="rule"):
+        semantic_scores(masks, logits, "vote")
+
+
 def test_the_max_over_synonyms_decides():
     region = torch.tensor([[[1.0, 0.0]]])
     # Class 0's *second* synonym matches exactly; its first and its mean (0.5) lose to class 1's 0.6.

@@ -98,3 +98,33 @@ def test_hungarian_with_bce_equals_the_best_permutation():
     assert hungarian_dice_bce_loss(logits, targets, bce_weight=2.0).item() == pytest.approx(
         best / 3, rel=1e-5
     )
+
+
+# Image 0 has 1 target (loss 0.0: p0 matches it), image 1 has 3 targets each with loss 1 (no proposal
+# overlaps them). "batch": (0 + 1 + 1 + 1) / 4 = 0.75; "image": (0 + 1) / 2 = 0.5.
+def _two_images() -> tuple[torch.Tensor, list[torch.Tensor]]:
+    logits = torch.cat([_logits([[1, 1, 0, 0], [0, 0, 0, 0]]), _logits([[0, 0, 0, 0], [0, 0, 0, 0]])])
+    one = torch.tensor([[1.0, 1.0, 0.0, 0.0]])[:, None, :]
+    three = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])[:, None, :]
+    return logits, [one, three]
+
+
+@pytest.mark.parametrize(("reduction", "expected"), [("batch", 0.75), ("image", 0.5)])
+def test_reduction_over_masks_or_over_images(reduction, expected):
+    logits, targets = _two_images()
+    assert max_dice_loss(logits, targets, reduction).item() == pytest.approx(expected, abs=1e-5)
+    # the Hungarian variant reduces the same way over its matched pairs: 1 in image 0, 2 in image 1
+    # (2 proposals for 3 targets); compare with its own per-image means
+    per_image = [hungarian_dice_bce_loss(logits[i : i + 1], [t]).item() for i, t in enumerate(targets)]
+    weights = [1, 2] if reduction == "batch" else [1, 1]
+    want = sum(w * v for w, v in zip(weights, per_image, strict=True)) / sum(weights)
+    assert hungarian_dice_bce_loss(logits, targets, 1.0, reduction).item() == pytest.approx(want, rel=1e-5)
+
+
+def test_image_reduction_skips_images_without_masks_and_rejects_unknown_names():
+    logits, targets = _two_images()
+    empty = torch.zeros(0, 1, 4)
+    assert max_dice_loss(logits, [targets[0], empty], "image").item() == pytest.approx(0.0, abs=1e-6)
+    assert max_dice_loss(logits, [empty, empty], "image").requires_grad
+    with pytest.raises(ValueError, match="reduction"):
+        max_dice_loss(logits, targets, "pixel")

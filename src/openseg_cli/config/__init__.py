@@ -4,6 +4,7 @@ from openseg_cli.config.loader import dump_recipe, load_recipe, recipe_from_dict
 from openseg_cli.config.schema import (
     ClipConfig,
     DataConfig,
+    InferenceConfig,
     LossConfig,
     ModelConfig,
     OptimConfig,
@@ -14,6 +15,7 @@ from openseg_cli.config.schema import (
 __all__ = [
     "ClipConfig",
     "DataConfig",
+    "InferenceConfig",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",

@@ -37,6 +37,9 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("loss", "segmentation"): ("max_dice", "hungarian"),
     ("loss", "grounding_negatives"): ("device", "all_gather"),
+    ("loss", "segmentation_reduction"): ("batch", "image"),
+    ("model", "mask_pooling"): ("soft", "detached", "binary"),
+    ("inference", "rule"): ("sum", "max"),
     ("data", "caption_sampling"): ("one", "all"),
     ("optim", "optimizer"): ("sgd", "adamw"),
     ("optim", "schedule"): ("cosine", "constant"),

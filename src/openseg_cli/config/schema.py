@@ -32,6 +32,13 @@ class ModelConfig:
     decoder_heads: int = 8  # [ours]
     vit_pyramid_dim: int = 256  # [ours] simple-feature-pyramid width for ViT towers
     temperature_init: float = 0.07  # [ours] tau of the grounding softmaxes, learnable (CLIP's init)
+    # [ours] masks pooled into region embeddings: "soft" (sigmoid, the grounding gradient reaches the
+    # masks) | "detached" (sigmoid, no gradient) | "binary" (> 0.5, no gradient; ODISE's choice)
+    mask_pooling: str = "soft"
+    # [ours] add the CLIP tower's own dense joint-space features (MaskCLIP: the ResNet attention pool's
+    # value/output projections, a ViT's last-block value path + proj) to J = region_proj(F_z); region_proj
+    # then starts at zero, so region embeddings start as CLIP's own and training learns a correction
+    clip_dense: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class LossConfig:
     segmentation_weight: float = 4.0  # [seed] 4:1
     grounding_weight: float = 1.0
     hungarian_bce_weight: float = 1.0  # only for segmentation: hungarian
+    # [ours] "batch": mean over every mask of the batch | "image": per image, then over images (METHOD §3)
+    segmentation_reduction: str = "batch"
     grounding_negatives: str = "device"  # [paper] "device" | "all_gather" (negatives from every rank)
 
 
@@ -88,6 +97,14 @@ class TrainerConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """How a trained model turns proposals into pixel labels (evaluate, predict, validation)."""
+
+    # [ours] "sum": S(p,c) = sum_i s_i(p) p_i(c) | "max": max_i s_i(p) p_i(c), the release's rule
+    rule: str = "sum"
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str = "openseg"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -95,3 +112,4 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)

@@ -107,7 +107,7 @@ class OpenSegModule(L.LightningModule):
         if not self.val_classes:
             return
         embeds, valid = self._val_class_embeds
-        scores = segment_scores(self.model, batch["images"], embeds, valid)
+        scores = segment_scores(self.model, batch["images"], embeds, valid, rule=self.recipe.inference.rule)
         labels = label_map(scores, out_size=tuple(batch["semantic"].shape[-2:]))
         self._val_metrics.update(labels.cpu(), batch["semantic"].cpu())
 

@@ -6,8 +6,12 @@ h, w mask resolution (H/4, W/4), H, W the fit+pad input canvas.
 The formula [ours; the paper gives none]:
     logit_i(c) = logit_scale · max_{s valid} ⟨z_i, w_{c,s}⟩          (`class_logits`)
     p_i(c)     = softmax_c logit_i(c)
-    S(p, c)    = Σ_i s_i(p) · p_i(c)                                 (`semantic_scores`)
+    S(p, c)    = Σ_i s_i(p) · p_i(c)      rule "sum"                 (`semantic_scores`)
+    S(p, c)    = max_i s_i(p) · p_i(c)    rule "max" (the release's: each pixel takes the class of the
+                                          proposal with the highest mask × class confidence)
     label(p)   = argmax_c S(p, c)                                    (`label_map`)
+Under "max" a proposal whose embedding sits between several classes has a flat p_i and so a low
+confidence everywhere: it is weighted down without an extra rule.
 The `pixel` mask source (Table 4, "no proposals") replaces S by softmax_c of each pixel's own embedding
 against the class embeddings (`pixel_scores`).
 
@@ -21,6 +25,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from openseg_cli.config.loader import CHOICES
+
+INFERENCE_RULES = CHOICES[("inference", "rule")]
 
 # ~64 MB of float32 per chunk: small enough for a laptop, large enough that the loop count stays low.
 DEFAULT_MAX_ELEMENTS = 1 << 24
@@ -77,14 +85,21 @@ def class_logits(
     return torch.cat(parts, dim=-1) * logit_scale
 
 
-def semantic_scores(mask_probs: Tensor, region_class_logits: Tensor) -> Tensor:
-    """S(p, c) = Σ_i s_i(p) · softmax_c(logits_i)(c): mask_probs [B, N, h, w] (sigmoid of the mask
-    logits, in [0, 1]) and region_class_logits [B, N, C] → scores [B, C, h, w] in float32.
+def semantic_scores(
+    mask_probs: Tensor,
+    region_class_logits: Tensor,
+    rule: str = "sum",
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> Tensor:
+    """Pixel class scores from proposals: mask_probs [B, N, h, w] (sigmoid of the mask logits, in [0, 1])
+    and region_class_logits [B, N, C] → scores [B, C, h, w] in float32, ≥ 0.
 
-    One batched matmul (einsum "bnc,bnhw->bchw"): no [B, N, C, h, w] intermediate is built, so the output
-    itself (C·h·w floats per image, 87 MB for 847 classes at 160²) is the peak. Scores are ≥ 0 and
-    Σ_c S(p, c) = Σ_i s_i(p), so they are *not* probabilities; see `normalized_scores`.
-    Raises ValueError for mismatched B or N.
+    rule "sum": S(p, c) = Σ_i s_i(p) · p_i(c), one batched matmul (einsum "bnc,bnhw->bchw", no
+    [B, N, C, h, w] intermediate), so Σ_c S(p, c) = Σ_i s_i(p): not probabilities, see
+    `normalized_scores`. rule "max": S(p, c) = max_i s_i(p) · p_i(c), in class chunks whose
+    [B, N, c, h, w] product stays under `max_elements`. The output itself (C·h·w floats per image, 87 MB
+    for 847 classes at 160²) is the peak otherwise. Raises ValueError for mismatched B or N, or an
+    unknown rule.
     """
     if mask_probs.ndim != 4 or region_class_logits.ndim != 3:
         raise ValueError(
@@ -96,9 +111,20 @@ def semantic_scores(mask_probs: Tensor, region_class_logits: Tensor) -> Tensor:
             f"mask_probs {tuple(mask_probs.shape)} and logits "
             f"{tuple(region_class_logits.shape)} disagree on B, N"
         )
+    if rule not in INFERENCE_RULES:
+        raise ValueError(f"unknown inference rule {rule!r} ({' | '.join(INFERENCE_RULES)})")
     # float32: bf16/fp16 softmax and sums over 128 regions lose the small differences argmax relies on.
     probs = region_class_logits.float().softmax(dim=-1)
-    return torch.einsum("bnc,bnhw->bchw", probs, mask_probs.float())
+    masks = mask_probs.float()
+    if rule == "sum":
+        return torch.einsum("bnc,bnhw->bchw", probs, masks)
+    batch, regions, height, width = masks.shape
+    chunk = max(1, max_elements // max(1, batch * regions * height * width))
+    parts = []
+    for start in range(0, probs.shape[-1], chunk):
+        part = probs[..., start : start + chunk, None, None] * masks[:, :, None]  # [B, N, c, h, w]
+        parts.append(part.amax(dim=1))
+    return torch.cat(parts, dim=1)
 
 
 def pixel_scores(

@@ -28,8 +28,10 @@ def segment_scores(
     mask_source: str = "pred",
     segment_maps: Tensor | None = None,
     num_segments: list[int] | None = None,
+    rule: str = "sum",
 ) -> Tensor:
-    """images [B, 3, H, W] → class scores [B, C, H/4, W/4] (≥ 0; see `scoring` for the formula).
+    """images [B, 3, H, W] → class scores [B, C, H/4, W/4] (≥ 0; see `scoring` for the formula and the
+    inference `rule`, "sum" or "max").
 
     class_embeds [C, S, D] and class_valid [C, S] come from `TextEncoder.encode_classes`. For
     `mask_source="gt"`, segment_maps [B, H, W] (0 = void, 1..M_b segments) and num_segments [B] are needed.
@@ -39,7 +41,7 @@ def segment_scores(
         raise ValueError(f"unknown mask source {mask_source!r} ({' | '.join(MASK_SOURCES)})")
     output = model(images, return_embed_features=mask_source == "gt")
     return scores_from_output(
-        model, output, class_embeds, class_valid, mask_source, segment_maps, num_segments
+        model, output, class_embeds, class_valid, mask_source, segment_maps, num_segments, rule
     )
 
 
@@ -51,6 +53,7 @@ def scores_from_output(
     mask_source: str = "pred",
     segment_maps: Tensor | None = None,
     num_segments: list[int] | None = None,
+    rule: str = "sum",
 ) -> Tensor:
     """`segment_scores` after the forward pass: score one model output against any vocabulary, so a
     per-image vocabulary (grounding mIoU) needs no second forward. `output` must carry `embed_features`
@@ -59,7 +62,7 @@ def scores_from_output(
         return pixel_scores(output.pixel_embeds, class_embeds, class_valid, output.logit_scale)
     if mask_source == "pred":
         logits = class_logits(output.region_embeds, class_embeds, class_valid, output.logit_scale)
-        return semantic_scores(output.mask_logits.sigmoid(), logits)
+        return semantic_scores(output.mask_logits.sigmoid(), logits, rule)
     if segment_maps is None or num_segments is None:
         raise ValueError("mask source 'gt' needs segment_maps and num_segments")
     size = tuple(output.mask_logits.shape[-2:])
@@ -71,7 +74,7 @@ def scores_from_output(
             continue
         region = model.embed_masks(None, masks, embed_features=output.embed_features[b : b + 1])
         logits = class_logits(region, class_embeds, class_valid, output.logit_scale)
-        scores.append(semantic_scores(masks, logits))
+        scores.append(semantic_scores(masks, logits, rule))
     return torch.cat(scores)
 
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from openseg_cli.config.schema import LossConfig
 from openseg_cli.errors import RecipeError
 from openseg_cli.losses.grounding import grounding_loss
-from openseg_cli.losses.segmentation import hungarian_dice_bce_loss, max_dice_loss
+from openseg_cli.losses.segmentation import REDUCTIONS, hungarian_dice_bce_loss, max_dice_loss
 
 if TYPE_CHECKING:  # type only: losses/ must not pull in open_clip through models/
     from openseg_cli.models.openseg import SegOutput
@@ -24,7 +24,9 @@ class OpenSegCriterion(nn.Module):
         segmentation: "max_dice" [paper] or "hungarian" (one-to-one Dice + BCE) [ours].
         segmentation_weight, grounding_weight: the weights (4 and 1 by default [seed]).
         hungarian_bce_weight: BCE weight inside the Hungarian cost and loss.
-    Raises RecipeError for an unknown segmentation loss name.
+        segmentation_reduction: "batch" (mean over the batch's masks) or "image" (per image, then over
+            images); see `losses.segmentation._reduce`.
+    Raises RecipeError for an unknown segmentation loss or reduction name.
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class OpenSegCriterion(nn.Module):
         segmentation_weight: float = 4.0,
         grounding_weight: float = 1.0,
         hungarian_bce_weight: float = 1.0,
+        segmentation_reduction: str = "batch",
     ) -> None:
         super().__init__()
         if segmentation not in SEGMENTATION_LOSSES:
@@ -40,6 +43,12 @@ class OpenSegCriterion(nn.Module):
                 f"loss.segmentation '{segmentation}' is unknown; "
                 f"choose one of {', '.join(SEGMENTATION_LOSSES)}"
             )
+        if segmentation_reduction not in REDUCTIONS:
+            raise RecipeError(
+                f"loss.segmentation_reduction '{segmentation_reduction}' is unknown; "
+                f"choose one of {', '.join(REDUCTIONS)}"
+            )
+        self.segmentation_reduction = segmentation_reduction
         self.segmentation = segmentation
         self.segmentation_weight = segmentation_weight
         self.grounding_weight = grounding_weight
@@ -47,8 +56,10 @@ class OpenSegCriterion(nn.Module):
 
     def segmentation_loss(self, mask_logits: Tensor, targets: list[Tensor]) -> Tensor:
         if self.segmentation == "hungarian":
-            return hungarian_dice_bce_loss(mask_logits, targets, self.hungarian_bce_weight)
-        return max_dice_loss(mask_logits, targets)
+            return hungarian_dice_bce_loss(
+                mask_logits, targets, self.hungarian_bce_weight, self.segmentation_reduction
+            )
+        return max_dice_loss(mask_logits, targets, self.segmentation_reduction)
 
     def forward(
         self,
@@ -85,4 +96,5 @@ def build_criterion(loss_cfg: LossConfig) -> OpenSegCriterion:
         segmentation_weight=loss_cfg.segmentation_weight,
         grounding_weight=loss_cfg.grounding_weight,
         hungarian_bce_weight=loss_cfg.hungarian_bce_weight,
+        segmentation_reduction=loss_cfg.segmentation_reduction,
     )

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from openseg_cli.config.loader import CHOICES
+
 DICE_EPS = 1e-6
 
 
@@ -55,12 +57,31 @@ def _zero(mask_logits: Tensor) -> Tensor:
     return 0.0 * mask_logits.sum()
 
 
-def max_dice_loss(mask_logits: Tensor, targets: list[Tensor]) -> Tensor:
-    """L_S = mean over all labelled masks j of the batch of (1 - max_i Dice(s_i, t_j)) [paper].
+REDUCTIONS = CHOICES[("loss", "segmentation_reduction")]
+
+
+def _reduce(per_image: list[Tensor], mask_logits: Tensor, reduction: str) -> Tensor:
+    """Per-image losses of each labelled mask (list of [M_b], images without masks left out) -> scalar.
+
+    "batch": the mean over every mask of the batch (an image with many masks weighs more); "image": the
+    mean within each image, then over images (each image weighs the same). ValueError for another name.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown segmentation loss reduction {reduction!r} ({' | '.join(REDUCTIONS)})")
+    if not per_image:
+        return _zero(mask_logits)
+    if reduction == "image":
+        return torch.stack([loss.mean() for loss in per_image]).mean()
+    return torch.cat(per_image).mean()
+
+
+def max_dice_loss(mask_logits: Tensor, targets: list[Tensor], reduction: str = "batch") -> Tensor:
+    """L_S = mean over labelled masks j of (1 - max_i Dice(s_i, t_j)) [paper], reduced by `reduction`
+    ("batch": over all masks of the batch; "image": within each image, then over images; `_reduce`).
 
     mask_logits [B, N, h, w]; targets list[B] of [M_b, h, w]. Several targets may pick the same
     proposal. Images without (non-empty) masks contribute nothing; a batch without any gives a zero
-    that still has a grad_fn. ValueError on a batch-size or resolution mismatch.
+    that still has a grad_fn. ValueError on a batch-size or resolution mismatch or an unknown reduction.
     """
     losses = []
     for logits, tgt in zip(mask_logits, _flat_targets(mask_logits, targets), strict=True):
@@ -68,18 +89,18 @@ def max_dice_loss(mask_logits: Tensor, targets: list[Tensor]) -> Tensor:
             continue
         dice = dice_matrix(logits.flatten(1).sigmoid(), tgt)  # [N, M]
         losses.append(1 - dice.max(dim=0).values)
-    if not losses:
-        return _zero(mask_logits)
-    return torch.cat(losses).mean()
+    return _reduce(losses, mask_logits, reduction)
 
 
-def hungarian_dice_bce_loss(mask_logits: Tensor, targets: list[Tensor], bce_weight: float = 1.0) -> Tensor:
+def hungarian_dice_bce_loss(
+    mask_logits: Tensor, targets: list[Tensor], bce_weight: float = 1.0, reduction: str = "batch"
+) -> Tensor:
     """One-to-one matched Dice + BCE [ours, the `hungarian` option; Mask2Former-like].
 
     Per image, proposals and targets are matched by `scipy.optimize.linear_sum_assignment` on the cost
     (1 - Dice) + bce_weight * BCE; the loss is the mean over matched pairs of the same quantity. With
-    more targets than proposals, the unmatched targets are ignored. Same shapes, skipping rules and
-    failure modes as `max_dice_loss`.
+    more targets than proposals, the unmatched targets are ignored. Same shapes, reductions, skipping
+    rules and failure modes as `max_dice_loss`.
     """
     losses = []
     for logits, tgt in zip(mask_logits, _flat_targets(mask_logits, targets), strict=True):
@@ -91,6 +112,4 @@ def hungarian_dice_bce_loss(mask_logits: Tensor, targets: list[Tensor], bce_weig
         rows_t = torch.as_tensor(rows, device=cost.device)
         cols_t = torch.as_tensor(cols, device=cost.device)
         losses.append(cost[rows_t, cols_t])
-    if not losses:
-        return _zero(mask_logits)
-    return torch.cat(losses).mean()
+    return _reduce(losses, mask_logits, reduction)

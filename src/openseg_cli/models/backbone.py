@@ -9,7 +9,6 @@ carry dead weights.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 
 from openseg_cli.errors import RecipeError, UsageError
 from openseg_cli.models.layers import group_norm
+from openseg_cli.models.maskclip import last_block_value_path, vit_tokens_before_last_block
 
 STRIDES = (4, 8, 16, 32)
 
@@ -26,15 +26,23 @@ class Backbone(nn.Module):
 
     H and W must be multiples of 32 (UsageError otherwise). `channels` lists c0..c3. `freeze()` stops
     gradients to the open_clip tower and keeps it in eval mode (BatchNorm statistics included).
+    With `clip_dense`, the tower keeps its own projection into CLIP's joint space and
+    `forward_with_dense` also returns MaskCLIP's dense features [B, D, H/s, W/s] (`dense_dim` = D).
     """
 
     channels: list[int]
     strides = STRIDES
+    dense_dim: int = 0
 
-    def __init__(self, visual: nn.Module) -> None:
+    def __init__(self, visual: nn.Module, clip_dense: bool = False) -> None:
         super().__init__()
         self.visual = visual
         self.frozen = False
+        self.clip_dense = clip_dense
+
+    def forward_with_dense(self, images: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        """(the four feature maps, dense joint-space features or None without `clip_dense`)."""
+        return self(images), None
 
     def freeze(self) -> None:
         self.frozen = True
@@ -56,13 +64,25 @@ class Backbone(nn.Module):
 
 
 class ResNetBackbone(Backbone):
-    """C2-C5 of an open_clip ModifiedResNet (stem + layer1..layer4); the attention pool is dropped."""
+    """C2-C5 of an open_clip ModifiedResNet (stem + layer1..layer4). The attention pool is dropped; with
+    `clip_dense` its value and output projections stay, applied to every C5 position (MaskCLIP)."""
 
-    def __init__(self, visual: ModifiedResNet) -> None:
-        super().__init__(visual)
-        visual.attnpool = None  # only used for the global image vector
+    def __init__(self, visual: ModifiedResNet, clip_dense: bool = False) -> None:
+        super().__init__(visual, clip_dense)
+        pool = visual.attnpool
+        visual.attnpool = None  # its query/key/position parts only make the global image vector
+        if clip_dense:
+            self.clip_value, self.clip_out = pool.v_proj, pool.c_proj
+            self.dense_dim = pool.c_proj.out_features
         layers = [visual.layer1, visual.layer2, visual.layer3, visual.layer4]
         self.channels = [layer[-1].bn3.num_features for layer in layers]
+
+    def forward_with_dense(self, images: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        feats = self(images)
+        if not self.clip_dense:
+            return feats, None
+        tokens = self.clip_out(self.clip_value(feats[-1].permute(0, 2, 3, 1)))  # [B, h, w, D]
+        return feats, tokens.permute(0, 3, 1, 2)
 
     def forward(self, images: Tensor) -> list[Tensor]:
         self.check_size(images)
@@ -90,14 +110,18 @@ class ViTBackbone(Backbone):
 
     The positional embedding is interpolated (bicubic) to the input's patch grid, so any H, W multiple of
     32 works, square or not. Towers whose patch is not 16 have their token map resized to stride 16
-    before the pyramid. Patch dropout is not applied (it would break the token grid).
+    before the pyramid. Patch dropout is not applied (it would break the token grid). With `clip_dense`
+    the tower keeps `proj`, and the dense features are MaskCLIP's value path of the last block.
     """
 
-    def __init__(self, visual: VisionTransformer, pyramid_dim: int) -> None:
-        super().__init__(visual)
+    def __init__(self, visual: VisionTransformer, pyramid_dim: int, clip_dense: bool = False) -> None:
+        super().__init__(visual, clip_dense)
         if getattr(visual, "attn_pool", None) is not None:
             raise RecipeError("ViT towers with an attentional pool (CoCa) are not supported as backbones")
-        visual.proj = None  # projects the pooled token into the joint space: unused for dense features
+        if clip_dense:
+            self.dense_dim = int(visual.proj.shape[1])
+        else:
+            visual.proj = None  # projects the pooled token into the joint space: unused here
         width = visual.conv1.out_channels
         half, quarter = width // 2, width // 4
         self.levels = nn.ModuleList(
@@ -119,43 +143,36 @@ class ViTBackbone(Backbone):
         )
         self.channels = [pyramid_dim] * 4
 
-    def _position_embedding(self, grid: tuple[int, int]) -> Tensor:
-        """[1 + gh*gw, width]: the class position, then the grid positions resized to `grid`."""
-        pos = self.visual.positional_embedding
-        base = self.visual.grid_size
-        if tuple(base) == grid:
-            return pos
-        grid_pos = pos[1:].reshape(1, base[0], base[1], -1).permute(0, 3, 1, 2)
-        grid_pos = F.interpolate(grid_pos, size=grid, mode="bicubic", align_corners=False)
-        return torch.cat([pos[:1], grid_pos.flatten(2).squeeze(0).T])
-
-    def _tokens(self, images: Tensor) -> Tensor:
-        """Last-block patch tokens after ln_post, as a map [B, width, H/p, W/p]."""
-        vis = self.visual
-        x = vis.conv1(images)  # [B, width, gh, gw]
-        batch, width, gh, gw = x.shape
-        x = x.flatten(2).transpose(1, 2)  # [B, gh*gw, width]
-        cls = vis.class_embedding.to(x.dtype).expand(batch, 1, width)
-        x = torch.cat([cls, x], dim=1) + self._position_embedding((gh, gw)).to(x.dtype)
-        x = vis.transformer(vis.ln_pre(x))
-        x = vis.ln_post(x[:, 1:])
-        return x.transpose(1, 2).reshape(batch, width, gh, gw)
-
-    def forward(self, images: Tensor) -> list[Tensor]:
+    def forward_with_dense(self, images: Tensor) -> tuple[list[Tensor], Tensor | None]:
         self.check_size(images)
-        x = self._tokens(images)
-        size16 = (images.shape[-2] // 16, images.shape[-1] // 16)
+        x, grid = vit_tokens_before_last_block(self.visual, images)  # [B, 1 + gh*gw, width]
+        feats = self._pyramid(self.visual.transformer.resblocks[-1](x), grid, images.shape[-2:])
+        if not self.clip_dense:
+            return feats, None
+        value = self.visual.ln_post(last_block_value_path(self.visual.transformer.resblocks[-1], x)[:, 1:])
+        dense = value @ self.visual.proj  # [B, gh*gw, D]
+        return feats, dense.transpose(1, 2).reshape(images.shape[0], -1, *grid)
+
+    def _pyramid(self, tokens: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> list[Tensor]:
+        """Last-block tokens [B, 1 + gh*gw, width] → ln_post → map → the four pyramid levels."""
+        x = self.visual.ln_post(tokens[:, 1:])
+        x = x.transpose(1, 2).reshape(x.shape[0], -1, *grid)  # [B, width, gh, gw]
+        size16 = (size[0] // 16, size[1] // 16)
         if x.shape[-2:] != size16:  # patch 14 / 32 towers: bring the token map to stride 16
             x = F.interpolate(x, size=size16, mode="bilinear", align_corners=False)
         return [level(x) for level in self.levels]
 
+    def forward(self, images: Tensor) -> list[Tensor]:
+        return self.forward_with_dense(images)[0]
 
-def build_backbone(visual: nn.Module, pyramid_dim: int) -> Backbone:
-    """Wrap an open_clip visual tower; RecipeError for tower types other than ModifiedResNet / ViT."""
+
+def build_backbone(visual: nn.Module, pyramid_dim: int, clip_dense: bool = False) -> Backbone:
+    """Wrap an open_clip visual tower (`clip_dense`: keep its joint-space projection, see Backbone);
+    RecipeError for tower types other than ModifiedResNet / ViT."""
     if isinstance(visual, ModifiedResNet):
-        return ResNetBackbone(visual)
+        return ResNetBackbone(visual, clip_dense)
     if isinstance(visual, VisionTransformer):
-        return ViTBackbone(visual, pyramid_dim)
+        return ViTBackbone(visual, pyramid_dim, clip_dense)
     raise RecipeError(
         f"visual tower {type(visual).__name__} is not supported: use a ModifiedResNet (RN50, RN101...) "
         "or ViT open_clip model"

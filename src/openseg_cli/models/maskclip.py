@@ -49,6 +49,41 @@ def interpolate_position_embedding(pos: Tensor, base_grid: tuple[int, int], grid
     return torch.cat([pos[:1], grid_pos])
 
 
+def vit_tokens_before_last_block(visual: VisionTransformer, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
+    """images [B, 3, H, W] → (tokens [B, 1 + gh·gw, width] entering the last block, grid (gh, gw)).
+
+    The position embedding is resized to the input's patch grid (`interpolate_position_embedding`);
+    patch dropout is not applied (it would break the token grid).
+    """
+    x = visual.conv1(images)  # [B, width, gh, gw]
+    batch, width, gh, gw = x.shape
+    x = x.flatten(2).transpose(1, 2)  # [B, gh·gw, width]
+    cls = visual.class_embedding.to(x.dtype).expand(batch, 1, width)
+    pos = interpolate_position_embedding(visual.positional_embedding, visual.grid_size, (gh, gw))
+    x = visual.ln_pre(torch.cat([cls, x], dim=1) + pos.to(x.dtype))
+    for block in visual.transformer.resblocks[:-1]:  # open_clip's VisionTransformer is batch-first
+        x = block(x)
+    return x, (gh, gw)
+
+
+def last_block_value_path(block: ResidualAttentionBlock, x: Tensor, keep_residual: bool = True) -> Tensor:
+    """MaskCLIP's reading of a ViT's last block: tokens [B, T, width] → [B, T, width], each token alone.
+
+    `keep_residual`: the block's residual and FFN are kept (the authors' code); otherwise the value
+    embedding alone, out_proj(W_v · ln_1(x) + b_v).
+    """
+    attn = block.attn
+    width = x.shape[-1]
+    # nn.MultiheadAttention packs W_q, W_k, W_v as rows [0:w], [w:2w], [2w:3w] of in_proj_weight.
+    w_v = attn.in_proj_weight[2 * width :]
+    b_v = attn.in_proj_bias[2 * width :] if attn.in_proj_bias is not None else None
+    value = attn.out_proj(F.linear(block.ln_1(x), w_v, b_v))
+    if not keep_residual:
+        return value
+    y = x + block.ls_1(value)
+    return y + block.ls_2(block.mlp(block.ln_2(y)))
+
+
 def _check_multiple(images: Tensor, stride: int) -> None:
     height, width = images.shape[-2:]
     if height % stride or width % stride:
@@ -79,30 +114,11 @@ class MaskClipViT(nn.Module):
 
     def tokens_before_last_block(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """images → (tokens [B, 1 + gh·gw, width] entering the last block, grid (gh, gw))."""
-        vis = self.visual
-        x = vis.conv1(images)  # [B, width, gh, gw]
-        batch, width, gh, gw = x.shape
-        x = x.flatten(2).transpose(1, 2)  # [B, gh·gw, width]
-        cls = vis.class_embedding.to(x.dtype).expand(batch, 1, width)
-        pos = interpolate_position_embedding(vis.positional_embedding, vis.grid_size, (gh, gw))
-        x = vis.ln_pre(torch.cat([cls, x], dim=1) + pos.to(x.dtype))
-        for block in vis.transformer.resblocks[:-1]:  # open_clip's VisionTransformer is batch-first
-            x = block(x)
-        return x, (gh, gw)
+        return vit_tokens_before_last_block(self.visual, images)
 
     def value_path(self, x: Tensor) -> Tensor:
         """The last block without query/key: tokens [B, T, width] → [B, T, width], each token alone."""
-        block = self.visual.transformer.resblocks[-1]
-        attn = block.attn
-        width = x.shape[-1]
-        # nn.MultiheadAttention packs W_q, W_k, W_v as rows [0:w], [w:2w], [2w:3w] of in_proj_weight.
-        w_v = attn.in_proj_weight[2 * width :]
-        b_v = attn.in_proj_bias[2 * width :] if attn.in_proj_bias is not None else None
-        value = attn.out_proj(F.linear(block.ln_1(x), w_v, b_v))
-        if not self.keep_residual:
-            return value
-        y = x + block.ls_1(value)
-        return y + block.ls_2(block.mlp(block.ln_2(y)))
+        return last_block_value_path(self.visual.transformer.resblocks[-1], x, self.keep_residual)
 
     def forward(self, images: Tensor) -> Tensor:
         _check_multiple(images, self.stride)
