@@ -147,7 +147,7 @@ def _stuff_layout(h: int, w: int, rng: np.random.Generator) -> list[tuple[str, n
     return [(str(top), upper), (str(bottom), ~upper)]
 
 
-def _unique_ids(rng: np.random.Generator, n: int) -> list[int]:
+def unique_ids(rng: np.random.Generator, n: int) -> list[int]:
     """n distinct random segment ids in 1..2^24-1 (all three PNG channels get used)."""
     ids: list[int] = []
     while len(ids) < n:
@@ -157,7 +157,7 @@ def _unique_ids(rng: np.random.Generator, n: int) -> list[int]:
     return ids
 
 
-def _segment_info(seg_id: int, cat_id: int, mask: np.ndarray) -> dict[str, Any]:
+def segment_info(seg_id: int, cat_id: int, mask: np.ndarray) -> dict[str, Any]:
     ys, xs = np.nonzero(mask)
     x0, y0 = int(xs.min()), int(ys.min())
     bbox = [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1]
@@ -174,7 +174,7 @@ def render_toy_image(seed: int, split: str, index: int, image_size: int = 128) -
     h, w = (short_side, long_side) if rng.random() < 0.6 else (long_side, short_side)
     image = np.zeros((h, w, 3), np.float32)
     ids = np.zeros((h, w), np.int64)
-    seg_ids = iter(_unique_ids(rng, 8))
+    seg_ids = iter(unique_ids(rng, 8))
     cat_of = {c[1]: c[0] for c in TOY_CATEGORIES}
     layers: list[tuple[int, int, np.ndarray]] = []
     stuff = _stuff_layout(h, w, rng)
@@ -188,7 +188,7 @@ def render_toy_image(seed: int, split: str, index: int, image_size: int = 128) -
         layers.append((next(seg_ids), cat_of[kind], mask))
     for seg_id, _cat, mask in layers:  # painter's order: later layers win
         ids[mask] = seg_id
-    segments = [_segment_info(i, c, ids == i) for i, c, _ in layers if (ids == i).any()]
+    segments = [segment_info(i, c, ids == i) for i, c, _ in layers if (ids == i).any()]
     segments.sort(key=lambda s: s["category_id"] >= 92)  # things first, like COCO
     stuff_layers = zip(stuff, layers[: len(stuff)], strict=True)
     present_stuff = [name for (name, _m), (i, _c, _) in stuff_layers if (ids == i).any()]
@@ -209,14 +209,37 @@ def encode_panoptic_png(ids: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_split(root: Path, split: str, count: int, first_id: int, seed: int, size: int, progress) -> int:
+def toy_categories() -> list[dict[str, Any]]:
+    """The COCO `categories` records of this toy world."""
+    return [
+        {"id": i, "name": n, "isthing": t, "color": list(col), "supercategory": "shape" if t else "ground"}
+        for i, n, _syn, t, col in TOY_CATEGORIES
+    ]
+
+
+def write_coco_split(
+    root: Path,
+    split: str,
+    count: int,
+    first_id: int,
+    render: Callable[[int], dict[str, Any]],
+    categories: list[dict[str, Any]],
+    description: str,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Write `count` rendered images as one split of the COCO panoptic + captions layout under `root`.
+
+    `render(index)` returns `render_toy_image`'s dict; image ids are first_id + index. Writes
+    `{split}/*.jpg`, `annotations/panoptic_{split}.json` + PNG folder (with `categories`) and
+    `annotations/captions_{split}.json`. Returns the number of captions written.
+    """
     (root / split).mkdir(parents=True, exist_ok=True)
     png_dir = root / "annotations" / f"panoptic_{split}"
     png_dir.mkdir(parents=True, exist_ok=True)
     images, annotations, captions = [], [], []
     for index in range(count):
         image_id = first_id + index
-        out = render_toy_image(seed, split, index, size)
+        out = render(index)
         stem = f"{image_id:012d}"
         Image.fromarray(out["image"]).save(root / split / f"{stem}.jpg", quality=92)
         (png_dir / f"{stem}.png").write_bytes(encode_panoptic_png(out["ids"]))
@@ -229,11 +252,7 @@ def _write_split(root: Path, split: str, count: int, first_id: int, seed: int, s
             captions.append({"image_id": image_id, "id": len(captions) + first_id * 10, "caption": text})
         if progress is not None:
             progress(1)
-    categories = [
-        {"id": i, "name": n, "isthing": t, "color": list(col), "supercategory": "shape" if t else "ground"}
-        for i, n, _syn, t, col in TOY_CATEGORIES
-    ]
-    info = {"description": f"openseg toy shapes (seed {seed})", "version": "1.0"}
+    info = {"description": description, "version": "1.0"}
     licenses = [{"id": 0, "name": "CC0 (generated)", "url": ""}]
     panoptic = {"info": info, "licenses": licenses, "images": images, "annotations": annotations}
     panoptic["categories"] = categories
@@ -261,14 +280,26 @@ def write_toy_dataset(
         raise ValueError("num_train/num_val must be >= 0 and image_size >= 32")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    n_caps_train = _write_split(root, "train2017", num_train, 1, seed, image_size, progress)
-    n_caps_val = _write_split(root, "val2017", num_val, 1_000_001, seed, image_size, progress)
+    description = f"openseg toy shapes (seed {seed})"
+    n_caps = {
+        split: write_coco_split(
+            root,
+            split,
+            count,
+            first_id,
+            lambda index, split=split: render_toy_image(seed, split, index, image_size),
+            toy_categories(),
+            description,
+            progress,
+        )
+        for split, count, first_id in (("train2017", num_train, 1), ("val2017", num_val, 1_000_001))
+    }
     lines = [", ".join([n] + ([s] if s else [])) for _i, n, s, _t, _c in TOY_CATEGORIES]
     (root / "classes.txt").write_text("\n".join(lines) + "\n")
     return {
         "root": str(root),
         "images": {"train2017": num_train, "val2017": num_val},
-        "captions": {"train2017": n_caps_train, "val2017": n_caps_val},
+        "captions": n_caps,
         "categories": [c[1] for c in TOY_CATEGORIES],
         "classes_file": str(root / "classes.txt"),
         "seed": seed,
