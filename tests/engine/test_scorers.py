@@ -151,3 +151,18 @@ def test_random_clip_weights_are_the_same_in_every_process_and_leave_the_rng_alo
     assert torch.equal(torch.random.get_rng_state(), state)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_the_checkpoints_inference_rule_is_followed(tmp_path) -> None:
+    """A recipe with `inference.rule: max` is scored with it by evaluate and predict, as in validation."""
+    path = tmp_path / "max.pt"
+    write_tiny_checkpoint(path, tiny_recipe("data.crop_size=64", "inference.rule=max"))
+    scorer = load_scorer(path, None, None, "cpu").scorer
+    assert scorer.rule == "max"
+    model, text_encoder, _ = load_model(path)
+    embeds, valid = _vocabulary(text_encoder)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        expected = segment_scores(model, images, embeds, valid, "pred", rule="max")
+        torch.testing.assert_close(scorer(images, embeds, valid), expected)
+        assert not torch.allclose(expected, segment_scores(model, images, embeds, valid, "pred"))

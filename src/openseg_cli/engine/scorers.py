@@ -50,7 +50,8 @@ def load_scorer(
     checkpoint: Path | None, clip: str | None, mask_source: str | None, device: str | torch.device
 ) -> LoadedScorer:
     """Load exactly one of `checkpoint` (an openseg model.pt / .ckpt) and `clip` ("MODEL:PRETRAINED",
-    `inference.zero_shot.load_zero_shot`) on `device`, scoring with `checked_mask_source`'s mask source.
+    `inference.zero_shot.load_zero_shot`) on `device`, scoring with `checked_mask_source`'s mask source
+    (and, for a checkpoint, its recipe's `inference.rule`).
 
     Raises UsageError as `checked_mask_source` does, plus the loaders' errors: InputFileError /
     CheckpointError for a checkpoint; RecipeError / PretrainedWeightsError for CLIP weights (e.g. an
@@ -60,7 +61,8 @@ def load_scorer(
     if clip is not None:
         return LoadedScorer(ZeroShotScorer(load_zero_shot(clip, device)), ZERO_SHOT_SIZE)
     model, text_encoder, recipe = load_model(checkpoint, device)
-    return LoadedScorer(OpenSegScorer(model, text_encoder, mask_source), recipe.data.crop_size)
+    scorer = OpenSegScorer(model, text_encoder, mask_source, recipe.inference.rule)  # as validation scores
+    return LoadedScorer(scorer, recipe.data.crop_size)
 
 
 def scorer_meta(checkpoint: Path | None, clip: str | None, mask_source: str | None) -> dict:

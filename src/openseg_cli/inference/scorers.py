@@ -60,15 +60,16 @@ class _OpenSegFeatures:
 
 
 class OpenSegScorer(Scorer):
-    """A trained OpenSeg model with one mask source (`inference.segmenter`: pred | pixel | gt).
+    """A trained OpenSeg model with one mask source (`inference.segmenter`: pred | pixel | gt) and the
+    recipe's inference rule (`inference.rule`: sum | max over the proposals, `scoring.semantic_scores`).
 
     Raises ValueError for an unknown mask source (the engines check it first with a UsageError).
     """
 
-    def __init__(self, model, text_encoder, mask_source: str = "pred") -> None:
+    def __init__(self, model, text_encoder, mask_source: str = "pred", rule: str = "sum") -> None:
         if mask_source not in MASK_SOURCES:
             raise ValueError(f"unknown mask source {mask_source!r} ({' | '.join(MASK_SOURCES)})")
-        self.model, self.text_encoder, self.mask_source = model, text_encoder, mask_source
+        self.model, self.text_encoder, self.mask_source, self.rule = model, text_encoder, mask_source, rule
 
     def check_size(self, size: int) -> None:
         """UsageError unless the input side `size` is a multiple of the backbone's stride 32."""
@@ -94,7 +95,7 @@ class OpenSegScorer(Scorer):
             maps = None if maps is None else maps[image : image + 1]
             counts = None if counts is None else counts[image : image + 1]
         return scores_from_output(
-            self.model, output, class_embeds, class_valid, self.mask_source, maps, counts
+            self.model, output, class_embeds, class_valid, self.mask_source, maps, counts, self.rule
         )
 
 
