@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from openseg_cli import __version__
 from openseg_cli.cli import (
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     except OpenSegError as err:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        # escaped: a message may hold brackets Rich would read as markup ("pip install 'openseg-cli[clip]'")
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/] (outputs written so far are complete; rerun to resume)")
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         msg = str(err).splitlines()[0] if str(err) else ""
         err_console.print(
-            f"[bold red]internal error:[/] {type(err).__name__}: {msg} "
+            f"[bold red]internal error:[/] {type(err).__name__}: {escape(msg)} "
             "(rerun with --debug for the traceback)",
             highlight=False,
             soft_wrap=True,
