@@ -37,6 +37,9 @@ COMMAND_OPTIONS = {
                 "--mask-source", "--device", "--batch-size", "--background", "--background-file", "--masks",
                 "--max-pixels", "--strict", "--clip"],
     "export onnx": ["--out", "--size", "--queries", "-q", "--classes", "--templates", "--opset", "--force"],
+    "export clip-data": ["--out", "--captions", "--maxcount", "--maxsize", "--overwrite"],
+    "clip-train": ["--out", "--model", "--config-file", "--epochs", "--batch-size", "--lr", "--wd",
+                   "--warmup", "--workers", "--seed", "--precision", "--device", "--captions", "--maxcount"],
 }  # fmt: skip
 
 HEAVY_MODULES = ("torch", "lightning", "open_clip", "stanza", "webdataset", "torchmetrics")
@@ -45,7 +48,9 @@ HEAVY_MODULES = ("torch", "lightning", "open_clip", "stanza", "webdataset", "tor
 def test_top_level_help_lists_every_command_and_global_option() -> None:
     result = run_cli("--help")
     assert_ok(result)
-    for command in ("toy-data", "prepare", "extract-nouns", "train", "evaluate", "pseudo-label", "predict"):
+    commands = ("toy-data", "prepare", "extract-nouns", "train", "clip-train", "evaluate", "pseudo-label",
+                "predict", "export")  # fmt: skip
+    for command in commands:
         assert command in result.stdout
     assert "--debug" in result.stdout and "--version" in result.stdout
 

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from openseg_cli import __version__
 from openseg_cli.cli import (
+    clip_train,
     evaluate,
     export,
     extract_nouns,
@@ -56,6 +57,7 @@ toy_data.register(app)
 prepare.register(app)
 extract_nouns.register(app)
 train.register(app)
+clip_train.register(app)
 evaluate.register(app)
 pseudo_label.register(app)
 predict.register(app)

@@ -142,12 +142,14 @@ def _warn_quick_gelu(name: str, tag: str, tag_cfg: dict[str, Any]) -> None:
         )
 
 
-def _check_model_name(name: str) -> None:
+def check_model_name(name: str, label: str = "clip.name") -> None:
+    """RecipeError naming `label` and up to three close matches when `name` is not an open_clip model
+    (call `register_clip_configs` first so that openseg's and the user's configs count)."""
     if name.startswith(("hf-hub:", "local-dir:")) or name in open_clip.list_models():
         return
     close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see open_clip.list_models()"
-    raise RecipeError(f"clip.name '{name}' is not an open_clip model{hint}")
+    raise RecipeError(f"{label} '{name}' is not an open_clip model{hint}")
 
 
 def load_clip(cfg: ClipConfig) -> nn.Module:
@@ -158,7 +160,7 @@ def load_clip(cfg: ClipConfig) -> nn.Module:
     failed download. Runs on CPU in float32; the caller moves it.
     """
     register_clip_configs(cfg.config_file)
-    _check_model_name(cfg.name)
+    check_model_name(cfg.name)
     pretrained = cfg.pretrained or None
     if pretrained and not os.path.isfile(pretrained):
         tag_cfg = open_clip.get_pretrained_cfg(cfg.name, pretrained)
