@@ -161,6 +161,8 @@ def test_bad_model_and_flags_give_one_error_line(toy_shards: Path, tmp_path: Pat
     assert_clean_error(result, "--precision: invalid choice: 'fp64'")
     result = run_main("clip-train", toy_shards, "--out", out, "--model", MODEL, "--device", "cuda:7")
     assert_clean_error(result, "device 'cuda:7' is not available")
+    result = run_main("clip-train", toy_shards, "--out", out, "--model", MODEL, "--captions", "all")
+    assert_clean_error(result, "--captions 'all': use each or one")
     assert not out.exists()
 
 

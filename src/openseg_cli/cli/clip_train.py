@@ -78,20 +78,22 @@ def clip_train(
     result = run_clip_training(req, bar=progress_bar)
     state = result.state
     if result.already_trained:
-        console.print(f"already trained ({out / 'clip_train.json'} says finished): {result.weights}")
+        console.print(f"already trained ({out / 'clip_train.json'}): {result.weights}", markup=False)
     else:
         loss = state.get("loss") or {}
         plan, data = state["plan"], state["data"]
         console.print(
-            f"done: {epochs} epochs × {plan['samples_per_epoch']} samples ({data['samples']} captions of "
+            f"done: {epochs} epoch(s) × {plan['samples_per_epoch']} samples ({data['samples']} captions of "
             f"{data['images']} images) on {plan['device']} ({plan['precision']}), last logged loss "
             f"{loss.get('last', 'n/a')}, {state['wall_s']:.0f} s → {result.weights}",
+            markup=False,
             highlight=False,
         )
     config = f" --set model.clip.config_file={config_file}" if config_file else ""
     console.print(
         f"use it: openseg train RECIPE --set model.clip.name={model} "
         f"--set model.clip.pretrained={result.weights}{config}",
+        markup=False,
         highlight=False,
         soft_wrap=True,
     )

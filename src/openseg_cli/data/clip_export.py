@@ -50,7 +50,7 @@ class _Tally:
     first_without_caption: list[str] = field(default_factory=list)
 
 
-def caption_samples(
+def _caption_samples(
     samples: Iterator[dict[str, Any]], captions: CaptionMode, tally: _Tally
 ) -> Iterator[dict[str, Any]]:
     """`iter_samples` dicts → `{"__key__", "jpg"|"png": image bytes, "txt": caption bytes}`.
@@ -174,7 +174,7 @@ def export_clip_data(
             if progress is not None:
                 progress(1)
 
-    stream = caption_samples(images(), captions, tally)
+    stream = _caption_samples(images(), captions, tally)
     sizes = write_tar_shards(stream, out_dir, CLIP_PREFIX, params, encode=dict, overwrite=overwrite)
     if not tally.samples:
         raise InputFileError(

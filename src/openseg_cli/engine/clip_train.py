@@ -31,6 +31,7 @@ from typing import Any
 
 from openseg_cli.atomic import atomic_write_json
 from openseg_cli.data.clip_export import (
+    CAPTION_MODES,
     CaptionMode,
     count_input_samples,
     export_clip_data,
@@ -122,6 +123,8 @@ def check_request(req: ClipTrainRequest) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if req.lr <= 0 or req.wd < 0 or (req.warmup or 0) < 0 or (req.workers or 0) < 0:
         raise UsageError("--lr must be positive; --wd, --warmup and --workers must not be negative")
+    if req.captions not in CAPTION_MODES:
+        raise UsageError(f"--captions {req.captions!r}: use {' or '.join(CAPTION_MODES)}")
     if req.device != "auto":
         resolve_device(req.device)
     list_shards(req.shards)
