@@ -1,4 +1,4 @@
-"""The open-vocabulary toy world: groups kept apart by split, void caption-only pixels, colour never a class."""
+"""The open-vocabulary toy world: groups kept apart by split, void caption-only pixels, no colour class."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openseg_cli.data.toy_drawing import PALETTE, SHAPES, TEXTURES, shape_mask, texture
-from openseg_cli.data.toy_openvocab import CLASSES, GROUPS, class_groups, write_openvocab_dataset
+from openseg_cli.data.toy_drawing import PALETTE, SHAPES, TEXTURE_AMPLITUDE, TEXTURES, shape_mask, texture
+from openseg_cli.data.toy_openvocab import (
+    CLASSES,
+    GROUPS,
+    class_groups,
+    render_openvocab_image,
+    write_openvocab_dataset,
+)
 
 BY_ID = {c.id: c for c in CLASSES}
 BY_NAME = {c.name: c for c in CLASSES}
@@ -128,6 +134,18 @@ def test_no_ground_in_every_image_and_the_corpus_is_image_caption_pairs(world: P
     assert 3 * 40 <= len(lines) <= 5 * 40
 
 
+def test_clip_corpus_has_close_ups_and_ground_photos_and_openseg_splits_only_scenes() -> None:
+    def shapes_named(split: str, index: int) -> int:
+        captions = render_openvocab_image(5, split, index, image_size=64)["captions"]
+        return len(_named(captions) & {c.name for c in CLASSES if c.isthing})
+
+    corpus = [shapes_named("clip", i) for i in range(200)]
+    scenes = [shapes_named("train2017", i) for i in range(100)]
+    assert 0.04 < corpus.count(0) / 200 < 0.2  # a tenth are grounds alone
+    assert corpus.count(1) / 200 > 0.45  # close-ups (40%) plus one-shape scenes
+    assert 0 not in scenes  # a training scene always shows (and names) a shape
+
+
 def test_rendering_is_deterministic_and_split_independent(tmp_path: Path) -> None:
     a = write_openvocab_dataset(tmp_path / "a", 5, 3, 2, image_size=64, seed=7)
     b = write_openvocab_dataset(tmp_path / "b", 9, 3, 2, image_size=64, seed=7)  # more train images
@@ -153,5 +171,5 @@ def test_textures_keep_their_pattern_visible_on_every_colour(kind: str) -> None:
     for colour in PALETTE:
         tex = texture(kind, colour, 48, 48, rng)
         assert tex.shape == (48, 48, 3)
-        assert tex.std(axis=(0, 1)).max() > 8  # a pattern, not a flat colour
+        assert tex.std(axis=(0, 1)).max() > 0.25 * TEXTURE_AMPLITUDE  # a pattern, not a flat colour
         assert np.abs(tex.mean(axis=(0, 1)) - PALETTE[colour]).max() < 45

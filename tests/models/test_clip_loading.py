@@ -16,8 +16,8 @@ from openseg_cli.models import load_clip, register_clip_configs
 
 def test_tiny_configs_are_registered():
     names = register_clip_configs()
-    assert {"openseg-tiny-rn", "openseg-tiny-vit"} <= set(names)
-    assert {"openseg-tiny-rn", "openseg-tiny-vit"} <= set(open_clip.list_models())
+    assert {"openseg-tiny-rn", "openseg-tiny-vit", "openseg-toy-clip"} <= set(names)
+    assert {"openseg-tiny-rn", "openseg-tiny-vit", "openseg-toy-clip"} <= set(open_clip.list_models())
 
 
 def _assert_fast_one_line_error(cfg: ClipConfig, *fragments: str) -> str:

@@ -3,7 +3,7 @@
 Shapes come with a colour adjective most of the time ("two red hearts and a blue star on wood"), grounds
 with a varied phrase ("a stretch of sand", "the brick"); templates add the filler nouns real captions
 have ("picture", "view", "top"). The CLIP corpus also gets the short, list-like captions that alt-text
-often is ("heart, star, wood").
+often is ("heart, star, wood"), and object-centric photos are captioned by their object (`close_up_captions`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,26 @@ _SENTENCES = [
     "A simple drawing of {objs} placed on {bg}.",
 ]
 _SHORT = ["{objs} on {bg}", "{objs}, {bg}", "{list}"]
+# Object-centric photos are captioned by their object, sometimes with its setting; as alt-text often is,
+# sometimes by the bare noun.
+_CLOSE_UP = [
+    "{name}",
+    "{obj}",
+    "{obj}.",
+    "A photo of {obj}.",
+    "A close-up of {obj}.",
+    "{obj}, close up",
+    "A picture of {obj}.",
+]
+_CLOSE_UP_GROUND = ["{obj} on {bg}.", "A photo of {obj} on {bg}."]
+_GROUND_ONLY = [
+    "{name}",
+    "{bg}",
+    "A photo of {bg}.",
+    "A close-up of {bg}.",
+    "Texture of {name}.",
+    "{name} background",
+]
 
 
 def plural(noun: str) -> str:
@@ -69,6 +89,39 @@ def _ground(stuff: list[str], rng: np.random.Generator) -> str:
     if len(grounds) == 1:
         return grounds[0]
     return _PAIR[int(rng.integers(len(_PAIR)))].format(a=grounds[0], b=grounds[1])
+
+
+def close_up_captions(kind: str, colour: str, ground: str, rng: np.random.Generator) -> list[str]:
+    """2-4 distinct captions of one large shape on one ground; the ground is named in about a third."""
+    count = int(rng.integers(2, 5))
+    captions: list[str] = []
+    for _ in range(4 * count):
+        if len(captions) == count:
+            break
+        obj = _kind_phrase(kind, [colour], rng)
+        with_ground = rng.random() < 0.3
+        templates = _CLOSE_UP_GROUND if with_ground else _CLOSE_UP
+        template = templates[int(rng.integers(len(templates)))]
+        text = template.format(obj=obj, name=kind, bg=_ground([ground], rng))
+        text = text[0].upper() + text[1:]
+        if text not in captions:
+            captions.append(text)
+    return captions
+
+
+def ground_captions(ground: str, rng: np.random.Generator) -> list[str]:
+    """2-3 distinct captions of a photo of one ground alone ("wood", "A photo of a patch of wood.")."""
+    count = int(rng.integers(2, 4))
+    captions: list[str] = []
+    for _ in range(4 * count):
+        if len(captions) == count:
+            break
+        template = _GROUND_ONLY[int(rng.integers(len(_GROUND_ONLY)))]
+        text = template.format(name=ground, bg=_ground([ground], rng))
+        text = text[0].upper() + text[1:]
+        if text not in captions:
+            captions.append(text)
+    return captions
 
 
 def make_captions(

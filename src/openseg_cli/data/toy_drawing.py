@@ -30,6 +30,11 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 }
 
 
+# How far a ground's pattern moves its colour (levels per unit of pattern): enough to tell the patterns
+# apart at a glance, not so much that pattern edges drown the shapes' outlines.
+TEXTURE_AMPLITUDE = 18.0
+
+
 def colour_distance(a: str, b: str) -> float:
     """Euclidean RGB distance between two palette colours."""
     return float(np.linalg.norm(np.subtract(PALETTE[a], PALETTE[b], dtype=np.float64)))
@@ -58,7 +63,7 @@ def _heart_outline() -> list[tuple[float, float]]:
 
 _ARROW = [(-1.0, -0.22), (0.15, -0.22), (0.15, -0.6), (1.0, 0.0), (0.15, 0.6), (0.15, 0.22), (-1.0, 0.22)]
 _BOLT = [(-0.25, -1.0), (0.45, -1.0), (0.1, -0.2), (0.55, -0.2), (-0.35, 1.0), (-0.05, 0.1), (-0.5, 0.1)]
-_DIAMOND = [(-1.2, 0.0), (0.0, -0.6), (1.2, 0.0), (0.0, 0.6)]  # a long rhombus: no rotation makes it a square
+_DIAMOND = [(-0.6, 0.0), (0.0, -1.2), (0.6, 0.0), (0.0, 1.2)]  # a tall rhombus, not a tilted square
 _PLUS_A, _PLUS_B = 0.32, 1.05
 _PLUS = [
     (_PLUS_A, _PLUS_B), (-_PLUS_A, _PLUS_B), (-_PLUS_A, _PLUS_A), (-_PLUS_B, _PLUS_A), (-_PLUS_B, -_PLUS_A),
@@ -94,14 +99,14 @@ def _draw(kind: str, draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, 
 
 
 _POLYGONS: dict[str, Callable[[float, float, float, float], list[tuple[float, float]]]] = {
-    "square": lambda cx, cy, r, a: _regular(cx, cy, [r * 1.1] * 4, a),
-    "triangle": lambda cx, cy, r, a: _regular(cx, cy, [r * 1.2] * 3, a),
-    "hexagon": lambda cx, cy, r, a: _regular(cx, cy, [r * 1.05] * 6, a),
-    "star": lambda cx, cy, r, a: _regular(cx, cy, [r * 1.2, r * 0.48] * 5, a),
+    # angle 0 is upright: squares sit on a side, triangles and stars point up
+    "square": lambda cx, cy, r, a: _regular(cx, cy, [r * 1.1] * 4, a + np.pi / 4),
+    "triangle": lambda cx, cy, r, a: _regular(cx, cy, [r * 1.2] * 3, a - np.pi / 2),
+    "star": lambda cx, cy, r, a: _regular(cx, cy, [r * 1.2, r * 0.48] * 5, a - np.pi / 2),
     "cross": lambda cx, cy, r, a: _rotated(cx, cy, r, a, _PLUS),
-    "heart": lambda cx, cy, r, a: _rotated(cx, cy, r * 1.1, a * 0.25, _heart_outline()),
+    "heart": lambda cx, cy, r, a: _rotated(cx, cy, r * 1.1, a, _heart_outline()),
     "arrow": lambda cx, cy, r, a: _rotated(cx, cy, r * 1.1, a, _ARROW),
-    "bolt": lambda cx, cy, r, a: _rotated(cx, cy, r * 1.1, a * 0.3, _BOLT),
+    "bolt": lambda cx, cy, r, a: _rotated(cx, cy, r * 1.1, a, _BOLT),
     "diamond": lambda cx, cy, r, a: _rotated(cx, cy, r, a, _DIAMOND),
 }
 SHAPES = ("circle", "ring", "crescent", "flower", *_POLYGONS)
@@ -110,10 +115,8 @@ SHAPES = ("circle", "ring", "crescent", "flower", *_POLYGONS)
 def shape_mask(
     kind: str, height: int, width: int, cx: float, cy: float, r: float, angle: float
 ) -> np.ndarray:
-    """Boolean mask [height, width] of shape `kind` (one of SHAPES) centred at (cx, cy), radius ~r.
-
-    Hearts and bolts rotate less than the others (a quarter and a third of `angle`) so they stay upright
-    enough to read. KeyError for an unknown kind.
+    """Boolean mask [height, width] of shape `kind` (one of SHAPES) centred at (cx, cy), radius ~r, turned
+    by `angle` radians from upright. KeyError for an unknown kind.
     """
     canvas = Image.new("L", (width, height), 0)
     _draw(kind, ImageDraw.Draw(canvas), cx, cy, r, angle)
@@ -143,8 +146,8 @@ def _brick(y, x, rng, h, w):  # courses of bricks with mortar lines
     return np.where(mortar, 1.4, -0.3) + rng.normal(0, 0.15, (h, w))
 
 
-def _wood(y, x, rng, h, w):  # tree rings: arcs around a centre off to one side
-    cy, cx = rng.uniform(-2 * h, 3 * h), rng.uniform(-2 * w, 3 * w)
+def _wood(y, x, rng, h, w):  # tree rings around a centre near the image
+    cy, cx = rng.uniform(-0.5 * h, 1.5 * h), rng.uniform(-0.5 * w, 1.5 * w)  # visibly curved rings
     radius = np.sqrt((y - cy) ** 2 + (x - cx) ** 2)
     return np.sin(radius / rng.uniform(1.6, 2.2)) ** 6 * -1.6 + 0.4 + rng.normal(0, 0.1, (h, w))
 
@@ -170,11 +173,11 @@ TEXTURES: dict[str, Callable] = {
 def texture(kind: str, colour: str, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """A ground texture float [height, width, 3] of pattern `kind` (TEXTURES) around a PALETTE colour.
 
-    The pattern (zero-mean-ish, unit-ish amplitude) shifts the colour by up to ~±45 levels, towards black
+    The pattern (zero-mean-ish, unit-ish amplitude) shifts the colour by up to ~±30 levels, towards black
     on light colours and towards white on dark ones, so it stays visible on every colour.
     """
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     pattern = TEXTURES[kind](y, x, rng, height, width).astype(np.float32)
     base = np.asarray(PALETTE[colour], np.float32)
     sign = -1.0 if base.mean() > 150 else 1.0
-    return base + sign * 28.0 * pattern[..., None]
+    return base + sign * TEXTURE_AMPLITUDE * pattern[..., None]

@@ -35,7 +35,8 @@ def _packaged_config_dir() -> Path:
 
 
 def register_clip_configs(config_file: str | None = None) -> list[str]:
-    """Register the packaged tiny configs (`openseg-tiny-rn`, `openseg-tiny-vit`) and `config_file`.
+    """Register the packaged tiny configs (`openseg-tiny-rn`, `openseg-tiny-vit`, `openseg-toy-clip`) and
+    `config_file`.
 
     Idempotent: each path is added to open_clip's registry once. The file stem is the model name.
     Returns the sorted model names that openseg ships plus the extra file's stem.
