@@ -80,6 +80,17 @@ def test_clip_on_shards_evaluates_without_a_checkpoint(files, tmp_path: Path) ->
     assert "on 3 images" in result.stdout
 
 
+def test_rule_chosen_on_the_command_line_is_recorded(files, tmp_path: Path) -> None:
+    docs = {}
+    for rule in ("sum", "max"):
+        out = tmp_path / rule
+        args = ["--shards", files["shards"], "--size", "64", "--workers", "0", "--no-report", "--out", out]
+        assert_ok(run_main("evaluate", files["model"], *args, "--rule", rule))
+        docs[rule] = json.loads((out / "metrics.json").read_text())
+    assert docs["sum"]["meta"]["rule"] == "sum" and docs["max"]["meta"]["rule"] == "max"
+    assert docs["sum"]["meta"]["images"] == docs["max"]["meta"]["images"] == 3
+
+
 def test_clip_on_a_benchmark_with_class_groups(tmp_path: Path) -> None:
     write_synthetic_benchmark(tmp_path / "data", "voc20", [(40, 50), (33, 64)])
     (tmp_path / "groups.json").write_text(json.dumps({"seen": ["cat", "dog"], "unseen": ["person"]}))
@@ -135,6 +146,8 @@ def test_bad_class_groups_are_one_clean_line(files, tmp_path: Path, text, needle
         ),
         (False, ["--clip", "openseg-tiny-vit"], ["MODEL:PRETRAINED"]),
         (False, ["--clip", TINY_CLIP, "--size", "72"], ["--size 72 must be a multiple of 16"]),
+        (False, ["--clip", TINY_CLIP, "--rule", "max"], ["--rule combines mask proposals; --clip has none"]),
+        (True, ["--rule", "mean"], ["unknown rule 'mean'; choose sum | max"]),
     ],
 )
 def test_bad_checkpoint_or_clip_combinations_are_usage_errors(files, tmp_path, model, extra, needles) -> None:

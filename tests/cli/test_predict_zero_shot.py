@@ -57,6 +57,7 @@ def test_zero_shot_on_a_real_photo_with_the_real_cli(tmp_path: Path, shared_data
         ([], ["either"]),
         (["--clip", "openseg-tiny-vit:none", "--size", "72"], ["multiple of 16"]),
         (["--clip", "openseg-tiny-vit:/nowhere/weights.pt"], ["/nowhere/weights.pt"]),
+        (["--clip", "openseg-tiny-vit:none", "--rule", "max"], ["--rule combines mask proposals"]),
     ],
 )
 def test_zero_shot_bad_input_is_one_clean_line(image: Path, tmp_path: Path, args, needles) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from openseg_cli.engine.checkpoint import load_model
-from openseg_cli.engine.scorers import checked_mask_source, load_scorer, scorer_meta
+from openseg_cli.engine.scorers import checked_mask_source, checked_rule, load_scorer, scorer_meta
 from openseg_cli.errors import PretrainedWeightsError, UsageError
 from openseg_cli.inference.scorers import OpenSegScorer, ZeroShotScorer
 from openseg_cli.inference.segmenter import segment_scores
@@ -128,11 +128,39 @@ def test_mask_sources_that_cannot_work_are_usage_errors(checkpoint, clip, mask_s
 
 
 def test_meta_names_the_checkpoint_or_the_clip_weights() -> None:
-    assert scorer_meta(Path("m.pt"), None, None) == {"checkpoint": "m.pt", "mask_source": "pred"}
+    assert scorer_meta(Path("m.pt"), None, None) == {
+        "checkpoint": "m.pt",
+        "mask_source": "pred",
+        "rule": "recipe",
+    }
+    assert scorer_meta(Path("m.pt"), None, None, "max")["rule"] == "max"
     assert scorer_meta(None, TINY_CLIP, None) == {
         "clip": TINY_CLIP,
         "mask_source": "maskclip (zero-shot dense CLIP)",
     }
+
+
+def test_rule_overrides_the_recipe_and_changes_the_scores_as_semantic_scores_does(checkpoint) -> None:
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    model, text_encoder, recipe = load_model(checkpoint)
+    embeds, valid = _vocabulary(text_encoder)
+    assert recipe.inference.rule == "sum" and load_scorer(checkpoint, None, None, "cpu").scorer.rule == "sum"
+    scorer = load_scorer(checkpoint, None, None, "cpu", rule="max").scorer
+    with torch.inference_mode():
+        expected = segment_scores(model, images, embeds, valid, rule="max")
+        scores = scorer.scores(scorer.forward(images), embeds, valid)
+        summed = segment_scores(model, images, embeds, valid, rule="sum")
+    torch.testing.assert_close(scores, expected)
+    assert not torch.allclose(scores, summed)
+
+
+@pytest.mark.parametrize(
+    ("clip", "rule", "message"),
+    [(None, "mean", "unknown rule 'mean'; choose sum | max"), ("x:none", "max", "--clip has none")],
+)
+def test_rules_that_cannot_work_are_usage_errors(clip, rule, message) -> None:
+    with pytest.raises(UsageError, match=message):
+        checked_rule(clip, rule)
 
 
 def test_clip_weights_must_be_named_and_offline_tags_fail_in_one_line(monkeypatch) -> None:

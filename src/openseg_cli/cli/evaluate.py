@@ -13,6 +13,13 @@ from openseg_cli.cli.console import console, progress_bar
 BENCHMARKS = ("ade150", "ade847", "pc59", "pc459", "voc20", "coco")
 
 
+RULE_HELP = (
+    "How the proposals' class scores meet at a pixel: sum (Σ over proposals of mask × class probability) | "
+    "max (the proposal with the highest mask × class confidence, the release's rule). Default: the "
+    "checkpoint recipe's inference.rule."
+)
+
+
 def evaluate(
     checkpoint: Path | None = typer.Argument(
         None, help="openseg checkpoint (model.pt or .ckpt); leave it out with --clip.", show_default=False
@@ -62,6 +69,7 @@ def evaluate(
         "masks, shards only): Table 4.",
         show_default=False,
     ),
+    rule: str | None = typer.Option(None, "--rule", help=RULE_HELP, show_default=False),
     grounding: bool = typer.Option(
         False, "--grounding", help="Grounding mIoU: each image's vocabulary is only its ground-truth classes."
     ),
@@ -134,6 +142,7 @@ def evaluate(
         req = EvalRequest(
             checkpoint, shards or str(root), classes, mask_source, size or (640 if benchmark else None),
             batch_size, workers, device, grounding, prompts, benchmark, report, examples, clip, class_groups,
+            rule,
         )  # fmt: skip
         with progress_bar("evaluate", None) as advance:
             result = run_evaluation(req, out_dir, progress=advance)
@@ -143,7 +152,7 @@ def evaluate(
         req = BenchmarkRequest(
             checkpoint, benchmark, root, convention, classes, mask_source, size or 640, sliding_window,
             stride, workers, device, devices, grounding, prompts, templates, strict, report, examples,
-            clip=clip, class_groups=class_groups,
+            clip=clip, class_groups=class_groups, rule=rule,
         )  # fmt: skip
         with progress_bar(f"evaluate {benchmark}", None) as advance:
             result = run_benchmark_evaluation(req, out_dir, progress=advance)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from openseg_cli.cli.console import console, err_console, progress_bar
+from openseg_cli.cli.evaluate import RULE_HELP
 from openseg_cli.errors import UsageError
 
 _SHOWN_SKIPS = 10  # unreadable images listed by name at the end; the rest are counted
@@ -50,6 +51,7 @@ def predict(
     mask_source: str = typer.Option(
         "pred", "--mask-source", help="pred (mask proposals) | pixel (per-pixel)."
     ),
+    rule: str | None = typer.Option(None, "--rule", help=RULE_HELP, show_default=False),
     templates: str | None = typer.Option(
         None,
         "--templates",
@@ -117,7 +119,7 @@ def predict(
     req = PredictRequest(
         checkpoint, paths, classes, size, unknown_threshold, mask_source, device,
         load_templates(templates) if templates else None, batch_size=batch_size, background=extra,
-        masks=masks, max_pixels=max_pixels, strict=strict, clip=clip,
+        masks=masks, max_pixels=max_pixels, strict=strict, clip=clip, rule=rule,
     )  # fmt: skip
     with progress_bar("predict", len(paths)) as advance:
         summary = run_prediction(req, out_dir, progress=advance)

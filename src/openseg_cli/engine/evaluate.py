@@ -22,7 +22,7 @@ from openseg_cli.data.loader import build_eval_loader
 from openseg_cli.data.shards import count_samples, list_shards, read_manifest
 from openseg_cli.engine.cpu import use_all_cores
 from openseg_cli.engine.evaluate_examples import batch_examples, example_indices, write_report
-from openseg_cli.engine.scorers import checked_mask_source, load_scorer, scorer_meta
+from openseg_cli.engine.scorers import checked_mask_source, checked_rule, load_scorer, scorer_meta
 from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import UsageError
 from openseg_cli.eval.grounding import present_classes, to_global_labels
@@ -50,6 +50,7 @@ class EvalRequest:
     examples: int = 8  # images shown in report.html, spread evenly over the set
     clip: str | None = None  # "MODEL:PRETRAINED": zero-shot MaskCLIP with CLIP weights alone
     class_groups: Path | None = None  # JSON {group: [class names]} → mIoU per group and hIoU
+    rule: str | None = None  # sum | max over the proposals; None: the checkpoint recipe's inference.rule
 
 
 def dataset_classes(shards: str) -> list[list[str]]:
@@ -69,6 +70,7 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
     for a bad class-groups file (before any model is loaded); the loaders' errors (`load_scorer`).
     """
     checked_mask_source(req.checkpoint, req.clip, req.mask_source)
+    checked_rule(req.clip, req.rule)
     own = dataset_classes(req.shards)
     classes = req.classes or own
     if len(classes) != len(own):
@@ -76,7 +78,7 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
     groups = read_class_groups(req.class_groups, classes) if req.class_groups else None
     if req.device == "cpu":
         use_all_cores()  # the workers only read shards: see engine/cpu.py
-    scorer, default_size = load_scorer(req.checkpoint, req.clip, req.mask_source, req.device)
+    scorer, default_size = load_scorer(req.checkpoint, req.clip, req.mask_source, req.device, req.rule)
     size = req.size or default_size
     scorer.check_size(size)
     with torch.inference_mode():
@@ -94,15 +96,15 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
             if progress:
                 progress(len(batch["keys"]))
     result = add_group_figures(metrics.compute(), groups)
-    meta = _meta(req, size, images_seen, result)
+    meta = _meta(req, size, images_seen, result, getattr(scorer, "rule", None))
     metrics_path = write_metrics_json(out_dir / "metrics.json", result, classes, meta)
     report = write_report(out_dir, metrics_path, classes, examples) if req.report else None
     return {**result, "classes": classes, "images": images_seen, "report": report}
 
 
-def _meta(req: EvalRequest, size: int, images: int, result: dict) -> dict:
+def _meta(req: EvalRequest, size: int, images: int, result: dict, rule: str | None) -> dict:
     meta = {
-        **scorer_meta(req.checkpoint, req.clip, req.mask_source),  # "checkpoint" or "clip", "mask_source"
+        **scorer_meta(req.checkpoint, req.clip, req.mask_source, rule),  # checkpoint|clip, mask_source, rule
         "shards": str(req.shards),
         "vocabulary": "ground-truth classes per image (grounding mIoU)" if req.grounding else "all classes",
         "class_groups": str(req.class_groups) if req.class_groups else None,

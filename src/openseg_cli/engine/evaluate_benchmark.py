@@ -28,7 +28,7 @@ from openseg_cli.data.semantic import LAYOUTS, BenchmarkLayout, SemanticDataset,
 from openseg_cli.data.skips import SkipCounter
 from openseg_cli.engine.cpu import use_all_cores
 from openseg_cli.engine.evaluate_examples import downscaled_example, example_indices, write_report
-from openseg_cli.engine.scorers import checked_mask_source, load_scorer, scorer_meta
+from openseg_cli.engine.scorers import checked_mask_source, checked_rule, load_scorer, scorer_meta
 from openseg_cli.engine.text_cache import class_embeddings
 from openseg_cli.errors import InputFileError, OpenSegError, UsageError
 from openseg_cli.eval.grounding import present_classes, to_global_labels
@@ -65,6 +65,7 @@ class BenchmarkRequest:
     extra_meta: dict = field(default_factory=dict)
     clip: str | None = None  # "MODEL:PRETRAINED": zero-shot MaskCLIP with CLIP weights alone
     class_groups: Path | None = None  # JSON {group: [class names]} → mIoU per group and hIoU
+    rule: str | None = None  # sum | max over the proposals; None: the checkpoint recipe's inference.rule
 
 
 @dataclass
@@ -77,6 +78,7 @@ class RankResult:
 
 def check_request(req: BenchmarkRequest) -> None:
     """UsageError for options that cannot work, before anything is loaded."""
+    checked_rule(req.clip, req.rule)
     if checked_mask_source(req.checkpoint, req.clip, req.mask_source) not in BENCHMARK_MASK_SOURCES:
         raise UsageError(
             f"mask source {req.mask_source!r} is not available on semantic benchmarks (no segment masks); "
@@ -140,7 +142,7 @@ def _meta(req, layout: BenchmarkLayout, images: int, listed: int, skips: dict, s
         "benchmark": req.benchmark,
         "convention": layout.convention,
         "data": str(req.data_root),
-        **scorer_meta(req.checkpoint, req.clip, req.mask_source),
+        **scorer_meta(req.checkpoint, req.clip, req.mask_source, req.rule),
         "vocabulary": "custom class file" if req.classes else f"built-in {req.benchmark}",
         "class_groups": str(req.class_groups) if req.class_groups else None,
         "grounding": req.grounding,
@@ -174,7 +176,7 @@ def evaluate_rank(
     An OpenSegError while reading is returned in `error` (counts up to then are dropped by the caller).
     """
     device = device or req.device
-    scorer = load_scorer(req.checkpoint, req.clip, req.mask_source, device).scorer
+    scorer = load_scorer(req.checkpoint, req.clip, req.mask_source, device, req.rule).scorer
     scorer.check_size(req.size)
     keep = example_indices(len(pairs), req.examples if req.report else 0)
     indices = list(range(rank, len(pairs), world))

@@ -51,6 +51,7 @@ class PredictRequest:
     max_pixels: int | None = None  # None: $OPENSEG_MAX_PIXELS, else Pillow's limit
     strict: bool = False  # an unreadable image is an error instead of a counted skip
     clip: str | None = None  # "MODEL[:PRETRAINED]": zero-shot with CLIP weights alone (no checkpoint)
+    rule: str | None = None  # sum | max over the proposals; None: the checkpoint recipe's inference.rule
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,8 @@ def run_prediction(
     if device.type == "cpu":
         use_all_cores()  # images are read in this process, between forwards: see engine/cpu.py
     mask_source = None if req.clip else req.mask_source  # --clip scores pixels ("does not apply": --help)
-    scorer, default_size = load_scorer(req.checkpoint, req.clip, mask_source, device)
-    meta = scorer_meta(req.checkpoint, req.clip, mask_source)
+    scorer, default_size = load_scorer(req.checkpoint, req.clip, mask_source, device, req.rule)
+    meta = scorer_meta(req.checkpoint, req.clip, mask_source, getattr(scorer, "rule", None))
     size = req.size or default_size
     scorer.check_size(size)
     embeds, valid = vocabulary_embeddings(scorer.text_encoder, req, device)

@@ -10,12 +10,14 @@ from typing import NamedTuple
 
 import torch
 
+from openseg_cli.config.loader import CHOICES
 from openseg_cli.engine.checkpoint import load_model
 from openseg_cli.errors import UsageError
 from openseg_cli.inference.scorers import OpenSegScorer, Scorer, ZeroShotScorer
 from openseg_cli.inference.segmenter import MASK_SOURCES
 from openseg_cli.inference.zero_shot import ZERO_SHOT_SIZE, load_zero_shot
 
+INFERENCE_RULES = CHOICES[("inference", "rule")]
 ZERO_SHOT_MASK_SOURCE = "pixel"  # MaskCLIP scores every pixel: there are no mask proposals to pool
 
 
@@ -46,29 +48,52 @@ def checked_mask_source(checkpoint: Path | None, clip: str | None, mask_source: 
     return mask_source
 
 
+def checked_rule(clip: str | None, rule: str | None) -> str | None:
+    """`rule` (None: the checkpoint recipe's `inference.rule`), checked before anything is loaded.
+
+    Raises UsageError for a rule not in `inference.rule`'s choices, and for any rule with `clip` (MaskCLIP
+    scores pixels: there are no proposals to combine).
+    """
+    if rule is None:
+        return None
+    if clip is not None:
+        raise UsageError("--rule combines mask proposals; --clip has none (leave --rule out)")
+    if rule not in INFERENCE_RULES:
+        raise UsageError(f"unknown rule {rule!r}; choose {' | '.join(INFERENCE_RULES)}")
+    return rule
+
+
 def load_scorer(
-    checkpoint: Path | None, clip: str | None, mask_source: str | None, device: str | torch.device
+    checkpoint: Path | None,
+    clip: str | None,
+    mask_source: str | None,
+    device: str | torch.device,
+    rule: str | None = None,
 ) -> LoadedScorer:
     """Load exactly one of `checkpoint` (an openseg model.pt / .ckpt) and `clip` ("MODEL:PRETRAINED",
     `inference.zero_shot.load_zero_shot`) on `device`, scoring with `checked_mask_source`'s mask source
-    (and, for a checkpoint, its recipe's `inference.rule`).
+    (and, for a checkpoint, `rule` or else its recipe's `inference.rule`).
 
     Raises UsageError as `checked_mask_source` does, plus the loaders' errors: InputFileError /
     CheckpointError for a checkpoint; RecipeError / PretrainedWeightsError for CLIP weights (e.g. an
     open_clip tag that cannot be downloaded offline).
     """
     mask_source = checked_mask_source(checkpoint, clip, mask_source)
+    rule = checked_rule(clip, rule)
     if clip is not None:
         return LoadedScorer(ZeroShotScorer(load_zero_shot(clip, device)), ZERO_SHOT_SIZE)
     model, text_encoder, recipe = load_model(checkpoint, device)
-    scorer = OpenSegScorer(model, text_encoder, mask_source, recipe.inference.rule)  # as validation scores
+    scorer = OpenSegScorer(model, text_encoder, mask_source, rule or recipe.inference.rule)  # as validation
     return LoadedScorer(scorer, recipe.data.crop_size)
 
 
-def scorer_meta(checkpoint: Path | None, clip: str | None, mask_source: str | None) -> dict:
-    """What was evaluated / predicted with, for the output files: {"checkpoint": path, "mask_source": …}
-    or {"clip": "MODEL:PRETRAINED", "mask_source": "maskclip (zero-shot dense CLIP)"}."""
+def scorer_meta(
+    checkpoint: Path | None, clip: str | None, mask_source: str | None, rule: str | None = None
+) -> dict:
+    """What was evaluated / predicted with, for the output files: {"checkpoint": path, "mask_source": …,
+    "rule": `rule`, or "recipe" for the checkpoint recipe's inference.rule} or {"clip": "MODEL:PRETRAINED",
+    "mask_source": "maskclip (zero-shot dense CLIP)"}."""
     if clip is not None:
         return {"clip": clip, "mask_source": "maskclip (zero-shot dense CLIP)"}
     mask_source = checked_mask_source(checkpoint, clip, mask_source)
-    return {"checkpoint": str(checkpoint), "mask_source": mask_source}
+    return {"checkpoint": str(checkpoint), "mask_source": mask_source, "rule": rule or "recipe"}
