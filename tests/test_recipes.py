@@ -98,6 +98,25 @@ def test_teacher_trains_the_segmentation_loss_only() -> None:
     assert dataclasses.replace(r.loss, grounding_weight=1.0) == coco.loss
 
 
+def test_toy_openvocab_is_the_papers_configuration_on_the_toy_clip() -> None:
+    """Issue #8: pretrained tower fine-tuned, frozen text tower, one caption per step with words kept at
+    p = 0.75, losses 4:1; the crop is the toy CLIP's own image size (a CLIP is used at its scale)."""
+    import open_clip
+
+    from openseg_cli.models.clip import register_clip_configs
+
+    register_clip_configs()
+    r = load_recipe(RECIPES / "toy_openvocab.yaml")
+    assert r.model.clip.name == "openseg-toy-clip" and r.model.clip.pretrained.endswith(".safetensors")
+    assert r.model.freeze_text and not r.model.freeze_backbone
+    assert (r.data.caption_sampling, r.data.word_keep_prob) == ("one", 0.75)
+    assert (r.loss.segmentation_weight, r.loss.grounding_weight) == (4.0, 1.0)
+    assert r.data.crop_size == open_clip.get_model_config("openseg-toy-clip")["vision_cfg"]["image_size"]
+    unfrozen = load_recipe(RECIPES / "toy_openvocab_text_unfrozen.yaml")
+    assert not unfrozen.model.freeze_text
+    assert dataclasses.replace(unfrozen.model, freeze_text=True) == r.model and unfrozen.data == r.data
+
+
 def test_coco_accumulation_on_eight_devices() -> None:
     """1024 = 16 per device × 8 devices × 8 accumulation steps."""
     from openseg_cli.engine.train import accumulation, world_size_of
