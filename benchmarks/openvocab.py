@@ -63,19 +63,19 @@ ROWS = [
         "toy_openvocab.yaml",
         ("model.clip_dense=false",),
         one_seed=True,
-    ),  # fmt: skip
+    ),
     Row(
         "rule-max",
         "inference.rule max (release) instead of sum",
         evaluate=("--rule", "max"),
         checkpoints_of="openseg",
-    ),  # fmt: skip
+    ),
     Row(
         "reduction-image",
         "loss.segmentation_reduction image",
         "toy_openvocab.yaml",
         ("loss.segmentation_reduction=image",),
-    ),  # fmt: skip
+    ),
     Row(
         "pooling-detached",
         "model.mask_pooling detached",

@@ -20,7 +20,8 @@ def toy_data(
         "--open-vocab",
         help="The open-vocabulary world: 18 classes in three groups (class_groups.json): seen (masks + "
         "captions), caption_only (in training images and captions, void in the masks) and unseen (only in "
-        "val and in the CLIP corpus); any class in any colour. Also writes clip/ (images + captions.tsv).",
+        "val and in the CLIP corpus); any class in any colour. Also writes clip/ (images + captions.tsv: "
+        "scenes, close-ups of one shape, grounds alone), the corpus for `openseg clip-train`.",
     ),
     clip: int = typer.Option(
         3000, "--clip", min=0, help="With --open-vocab: images in the CLIP pretraining corpus (clip/)."

@@ -13,7 +13,8 @@ horizon, drawn from the allowed ones, so no ground sits in every image.
 
 Splits: `train2017` (seen + caption_only; only seen segments listed), `val2017` (all groups, every
 segment listed: full semantic labels), and `clip/` (all groups, images + `captions.tsv` only: the corpus
-a toy CLIP is pretrained on). Each image has its own RNG stream (seed, split, index).
+a toy CLIP is pretrained on; besides scenes it holds close-ups of one shape and photos of a ground alone,
+`_shot`). Shapes stand roughly upright (`TILT`). Each image has its own RNG stream (seed, split, index).
 """
 
 from __future__ import annotations
