@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from openseg_cli.errors import UsageError
@@ -42,3 +45,41 @@ def output_dir(out: str | Path | None, command: str, name: str) -> Path:
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+OWNER_FILE = ".owner.lock"
+
+
+@contextmanager
+def run_owner(run_dir: str | Path, command: str) -> Iterator[None]:
+    """Own `run_dir` while the block runs: an exclusive lock on `run_dir/.owner.lock` holding our pid.
+
+    A second job pointed at the same folder (e.g. two `train --out X` at once) gets a UsageError naming
+    the folder and the owner's pid, instead of both writing the same checkpoints and logs. The lock is the
+    process's: a killed job frees it, so a rerun resumes. No-op where `fcntl` is missing (Windows).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        yield
+        return
+    path = Path(run_dir) / OWNER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise UsageError(
+                f"{run_dir} is in use by another openseg {command} ({owner}); wait for it to finish, or "
+                "pass another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

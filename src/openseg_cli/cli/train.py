@@ -69,7 +69,14 @@ def train(
     run_dir = shared_run_dir(out, "train", name or cfg.name)
     if is_first_rank():
         console.print(f"[bold]train[/] {cfg.name} → {run_dir}")
-    result = run_training(cfg, run_dir, resume=str(checkpoint) if checkpoint else None, world_size=world_size)
+    resume_from = str(checkpoint) if checkpoint else None
+    if is_first_rank():  # the ranks a launcher starts write into rank 0's folder by design
+        from openseg_cli.runs import run_owner
+
+        with run_owner(run_dir, "train"):
+            result = run_training(cfg, run_dir, resume=resume_from, world_size=world_size)
+    else:
+        result = run_training(cfg, run_dir, resume=resume_from, world_size=world_size)
     if not is_first_rank():
         return
     miou = "n/a" if result.val_miou is None else f"{result.val_miou:.4f}"
