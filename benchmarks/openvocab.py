@@ -16,9 +16,12 @@ Rows (each training row once per seed, `trainer.seed` = 0, 1, ..., except the on
 - `random-init`: (c) recipes/toy.yaml (random-init towers, closed-vocabulary tricks) on this world;
 - `dense-off`: the recipe without its `clip_dense` deviation (the paper's randomly initialised region head);
 - `rule-max`: the `openseg` checkpoints scored with `--rule max` instead of the recipe's sum;
-- `reduction-image`, `pooling-detached`, `pooling-binary`: the recipe with one open choice changed.
+- `reduction-image`, `pooling-detached`, `pooling-binary`: the recipe with one open choice changed;
+- `openseg-clip10`, `maskclip-clip10`: the first two rows on a toy CLIP trained 10 epochs instead of the
+  demo's 3 (`openseg clip-train` trains it here first, about 18 minutes, unless data/clip-model-10ep has it).
 
-About 7 minutes per training run on 2 cores: the whole table (11 runs with 2 seeds) takes about 1.5 hours.
+About 6 minutes per training run on 2 cores (17 for random-init's larger crops): the whole table (12 runs
+with 2 seeds, and the longer CLIP) takes about 1.5 hours.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from _common import REPO, console, machine, write_json
 from rich.table import Table
 
 GROUPS = ("seen", "caption_only", "unseen")
+DEMO_CLIP_EPOCHS = 3  # as `make demo` trains it (CLIP_EPOCHS in the Makefile)
+LONG_CLIP_EPOCHS = 10
 OPENSEG = REPO / ".venv" / "bin" / "openseg"
 
 
@@ -48,6 +53,7 @@ class Row:
     checkpoints_of: str | None = None  # score this row's checkpoints instead of training
     seeded: bool = True
     one_seed: bool = False  # a baseline far from the recipe: one seed is enough to place it
+    clip_epochs: int = DEMO_CLIP_EPOCHS  # the toy CLIP's training length (`make demo`'s, or a longer one)
 
 
 ROWS = [
@@ -83,6 +89,19 @@ ROWS = [
         ("model.mask_pooling=detached",),
     ),
     Row("pooling-binary", "model.mask_pooling binary", "toy_openvocab.yaml", ("model.mask_pooling=binary",)),
+    Row(
+        "openseg-clip10",
+        f"OpenSeg as the first row, on a toy CLIP trained {LONG_CLIP_EPOCHS} epochs instead of 3",
+        "toy_openvocab.yaml",
+        one_seed=True,
+        clip_epochs=LONG_CLIP_EPOCHS,
+    ),
+    Row(
+        "maskclip-clip10",
+        f"(a) MaskCLIP on that {LONG_CLIP_EPOCHS}-epoch toy CLIP",
+        seeded=False,
+        clip_epochs=LONG_CLIP_EPOCHS,
+    ),
 ]
 
 
@@ -100,6 +119,21 @@ def _openseg(*args: object) -> None:
         sys.exit(f"failed ({done.returncode}): {' '.join(command)}")
 
 
+def _clip_file(data: Path, epochs: int) -> Path:
+    """The toy CLIP trained `epochs` epochs on data/shards/clip: `make demo`'s, or one that `openseg
+    clip-train` trains here (into data/clip-model-<epochs>ep, resumable) with the demo's other settings."""
+    if epochs == DEMO_CLIP_EPOCHS:
+        return data / "clip-model" / "openseg-toy-clip.safetensors"
+    folder = data / f"clip-model-{epochs}ep"
+    if not (folder / "openseg-toy-clip.safetensors").is_file():
+        _openseg(
+            "clip-train", data / "shards" / "clip", "--out", folder, "--model", "openseg-toy-clip",
+            "--epochs", epochs, "--batch-size", 64, "--lr", 0.002, "--wd", 0.1, "--warmup", 60,
+            "--workers", 1,
+        )  # fmt: skip
+    return folder / "openseg-toy-clip.safetensors"
+
+
 def _train(row: Row, data: Path, folder: Path, seed: int) -> Path:
     """Train `row` with seed `seed` into folder/train unless its model.pt exists; the data paths (and,
     for the toy-CLIP recipes, the CLIP file) point at `data`."""
@@ -108,7 +142,7 @@ def _train(row: Row, data: Path, folder: Path, seed: int) -> Path:
         return model
     sets = [f"data.train_shards={data / 'shards' / 'train'}", f"data.val_shards={data / 'shards' / 'val'}"]
     if row.recipe != "toy.yaml":  # toy.yaml's towers are random-init: no CLIP file
-        sets.append(f"model.clip.pretrained={data / 'clip-model' / 'openseg-toy-clip.safetensors'}")
+        sets.append(f"model.clip.pretrained={_clip_file(data, row.clip_epochs)}")
     sets += [*row.sets, f"trainer.seed={seed}"]
     _openseg(
         "train",
@@ -134,7 +168,7 @@ def _evaluate(data: Path, folder: Path, source: list[str], extra: tuple[str, ...
 def run_row(row: Row, data: Path, runs: Path, seeds: int, crop: int) -> Result:
     result = Result(row)
     if not row.seeded:
-        clip = f"openseg-toy-clip:{data / 'clip-model' / 'openseg-toy-clip.safetensors'}"
+        clip = f"openseg-toy-clip:{_clip_file(data, row.clip_epochs)}"
         result.runs.append(
             _evaluate(data, runs / row.name, ["--clip", clip, "--size", str(crop)], row.evaluate)
         )
