@@ -62,8 +62,8 @@ class _OracleScorer(OpenSegScorer):
         return F.one_hot(cls, class_embeds.shape[0]).permute(0, 3, 1, 2).float()
 
 
-def _oracle_loader(checkpoint, clip, mask_source, device):
-    loaded = load_scorer(checkpoint, clip, mask_source, device)
+def _oracle_loader(checkpoint, clip, mask_source, device, rule=None):
+    loaded = load_scorer(checkpoint, clip, mask_source, device, rule)
     oracle = _OracleScorer(loaded.scorer.model, loaded.scorer.text_encoder)
     return loaded._replace(scorer=oracle)
 
