@@ -32,9 +32,10 @@ def test_explicit_out_may_exist(tmp_path) -> None:
 def test_a_run_folder_has_one_owner_at_a_time(tmp_path) -> None:
     with run_owner(tmp_path / "run", "train"):
         assert (tmp_path / "run" / ".owner.lock").read_text() == f"pid {os.getpid()}"
-        with pytest.raises(
-            UsageError, match=rf"run is in use by another openseg train \(pid {os.getpid()}\)"
-        ), run_owner(tmp_path / "run", "train"):
+        with (
+            pytest.raises(UsageError, match=rf"run is in use by another openseg train \(pid {os.getpid()}\)"),
+            run_owner(tmp_path / "run", "train"),
+        ):
             pass
     with run_owner(tmp_path / "run", "train"):  # freed when the owner is done: a rerun resumes
         pass
