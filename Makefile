@@ -41,7 +41,8 @@ format: install
 # a toy CLIP trained by open_clip_train → OpenSeg on it with the text tower frozen (recipes/toy_openvocab.yaml)
 # → mIoU per class group → prediction with the unseen names (crescent … gravel) among the queries.
 # stanza runs from $(STANZA_DIR) when it holds models; otherwise extract-nouns says so and matches the
-# class list instead. CLIP_EPOCHS=10 trains a much better toy CLIP (shapes told apart) (about 17 minutes of CLIP training instead of 5).
+# class list instead. CLIP_EPOCHS=10 trains a toy CLIP that tells the shapes apart (README): about 17
+# minutes of CLIP training instead of 5, so the demo then takes about 24 minutes.
 demo: install
 	rm -rf $(DEMO_DATA) runs/train/$(DEMO_RUN) runs/evaluate/$(DEMO_RUN) runs/predict/$(DEMO_RUN)
 	$(BIN)/openseg toy-data --open-vocab --out $(DEMO_DATA) --train 800 --val 100 --clip 6000

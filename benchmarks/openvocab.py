@@ -5,6 +5,7 @@ toy CLIP, its baselines and the method's open choices, all on the world and the 
     .venv/bin/python benchmarks/openvocab.py [--data data/toy-ov] [--runs runs/openvocab] [--seeds 2]
         [--only NAME ...] [--json PATH]
 
+The first rows use data/clip-model, the CLIP `make demo` trains with its default CLIP_EPOCHS (3).
 Every row is the real CLI (`openseg train RECIPE --set ...`, `openseg evaluate --class-groups ...`) run
 one after another; a row whose metrics.json exists is read, not rerun, so an interrupted table resumes.
 Rows (each training row once per seed, `trainer.seed` = 0, 1, ..., except the one-seed baselines (b),
