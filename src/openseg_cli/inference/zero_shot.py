@@ -127,10 +127,3 @@ class ZeroShotSegmenter(nn.Module):
         """
         feats = self.dense_features(pixels)
         return pixel_scores(feats, class_embeds, class_valid, self.logit_scale)
-
-
-def zero_shot_scores(
-    segmenter: ZeroShotSegmenter, images: Tensor, class_embeds: Tensor, class_valid: Tensor
-) -> Tensor:
-    """`segment_scores` for a ZeroShotSegmenter: images [B, 3, H, W] → [B, C, H/stride, W/stride]."""
-    return segmenter.scores(images, class_embeds, class_valid)
