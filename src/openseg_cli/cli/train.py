@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -69,13 +70,12 @@ def train(
     run_dir = shared_run_dir(out, "train", name or cfg.name)
     if is_first_rank():
         console.print(f"[bold]train[/] {cfg.name} → {run_dir}")
-    resume_from = str(checkpoint) if checkpoint else None
-    if is_first_rank():  # the ranks a launcher starts write into rank 0's folder by design
-        from openseg_cli.runs import run_owner
+    from openseg_cli.runs import run_owner
 
-        with run_owner(run_dir, "train"):
-            result = run_training(cfg, run_dir, resume=resume_from, world_size=world_size)
-    else:
+    # rank 0 owns the folder; the ranks a launcher starts write into it by design
+    owner = run_owner(run_dir, "train") if is_first_rank() else contextlib.nullcontext()
+    resume_from = str(checkpoint) if checkpoint else None
+    with owner:
         result = run_training(cfg, run_dir, resume=resume_from, world_size=world_size)
     if not is_first_rank():
         return

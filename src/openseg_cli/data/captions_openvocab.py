@@ -8,6 +8,8 @@ often is ("heart, star, wood"), and object-centric photos are captioned by their
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 _NUMBERS = {2: "two", 3: "three"}
@@ -91,37 +93,39 @@ def _ground(stuff: list[str], rng: np.random.Generator) -> str:
     return _PAIR[int(rng.integers(len(_PAIR)))].format(a=grounds[0], b=grounds[1])
 
 
-def close_up_captions(kind: str, colour: str, ground: str, rng: np.random.Generator) -> list[str]:
-    """2-4 distinct captions of one large shape on one ground; the ground is named in about a third."""
-    count = int(rng.integers(2, 5))
+def _distinct(count: int, draw: Callable[[], str]) -> list[str]:
+    """Up to `count` distinct capitalised captions from `draw`, giving up after 4 × count draws."""
     captions: list[str] = []
     for _ in range(4 * count):
         if len(captions) == count:
             break
-        obj = _kind_phrase(kind, [colour], rng)
-        with_ground = rng.random() < 0.3
-        templates = _CLOSE_UP_GROUND if with_ground else _CLOSE_UP
-        template = templates[int(rng.integers(len(templates)))]
-        text = template.format(obj=obj, name=kind, bg=_ground([ground], rng))
+        text = draw()
         text = text[0].upper() + text[1:]
         if text not in captions:
             captions.append(text)
     return captions
+
+
+def close_up_captions(kind: str, colour: str, ground: str, rng: np.random.Generator) -> list[str]:
+    """2-4 distinct captions of one large shape on one ground; the ground is named in about a third."""
+
+    def draw() -> str:
+        obj = _kind_phrase(kind, [colour], rng)
+        templates = _CLOSE_UP_GROUND if rng.random() < 0.3 else _CLOSE_UP
+        template = templates[int(rng.integers(len(templates)))]
+        return template.format(obj=obj, name=kind, bg=_ground([ground], rng))
+
+    return _distinct(int(rng.integers(2, 5)), draw)
 
 
 def ground_captions(ground: str, rng: np.random.Generator) -> list[str]:
     """2-3 distinct captions of a photo of one ground alone ("wood", "A photo of a patch of wood.")."""
-    count = int(rng.integers(2, 4))
-    captions: list[str] = []
-    for _ in range(4 * count):
-        if len(captions) == count:
-            break
+
+    def draw() -> str:
         template = _GROUND_ONLY[int(rng.integers(len(_GROUND_ONLY)))]
-        text = template.format(name=ground, bg=_ground([ground], rng))
-        text = text[0].upper() + text[1:]
-        if text not in captions:
-            captions.append(text)
-    return captions
+        return template.format(name=ground, bg=_ground([ground], rng))
+
+    return _distinct(int(rng.integers(2, 4)), draw)
 
 
 def make_captions(

@@ -96,7 +96,7 @@ def run_evaluation(req: EvalRequest, out_dir: Path, progress: Callable[[int], No
             if progress:
                 progress(len(batch["keys"]))
     result = add_group_figures(metrics.compute(), groups)
-    meta = _meta(req, size, images_seen, result, getattr(scorer, "rule", None))
+    meta = _meta(req, size, images_seen, result, scorer.rule)
     metrics_path = write_metrics_json(out_dir / "metrics.json", result, classes, meta)
     report = write_report(out_dir, metrics_path, classes, examples) if req.report else None
     return {**result, "classes": classes, "images": images_seen, "report": report}

@@ -104,7 +104,7 @@ def run_prediction(
         use_all_cores()  # images are read in this process, between forwards: see engine/cpu.py
     mask_source = None if req.clip else req.mask_source  # --clip scores pixels ("does not apply": --help)
     scorer, default_size = load_scorer(req.checkpoint, req.clip, mask_source, device, req.rule)
-    meta = scorer_meta(req.checkpoint, req.clip, mask_source, getattr(scorer, "rule", None))
+    meta = scorer_meta(req.checkpoint, req.clip, mask_source, scorer.rule)
     size = req.size or default_size
     scorer.check_size(size)
     embeds, valid = vocabulary_embeddings(scorer.text_encoder, req, device)

@@ -104,6 +104,7 @@ class ZeroShotScorer(Scorer):
     scored against the classes, the `pixel` mask source's formula with CLIP's logit scale."""
 
     mask_source = "pixel"
+    rule = None  # no proposals to combine
 
     def __init__(self, segmenter: ZeroShotSegmenter) -> None:
         self.segmenter = segmenter
